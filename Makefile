@@ -1,0 +1,35 @@
+# Two commands a fresh clone needs: `make run` and `make test` (see README.md).
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+T5_VERSION := $(shell sed -n 's/^T5_VERSION = "\(.*\)".*/\1/p' setup.py)
+MODEL_DIR ?= runs/mini-flan
+# Eight fake CPU devices: the tiny run and the tests exercise a real ('data', 'model') mesh.
+export XLA_FLAGS ?= --xla_force_host_platform_device_count=8
+export TF_CPP_MIN_LOG_LEVEL ?= 2
+
+.PHONY: install run test bench clean
+
+install: $(VENV)/.installed
+
+# The stamp depends on setup.py so a changed dependency list re-installs.
+$(VENV)/.installed: setup.py
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e ".[test]"
+	$(PY) -m pip install -q --no-deps "t5==$(T5_VERSION)"
+	touch $@
+
+run: install
+	$(PY) -m flan_jax.train \
+	  --gin_file=gin_configs/local/mini_cpu.gin \
+	  --gin.MODEL_DIR="'$(MODEL_DIR)'"
+
+test: install
+	$(PY) -m pytest -q tests
+
+bench: install
+	$(PY) tools/bench.py
+
+clean:
+	rm -rf $(VENV) runs
