@@ -28,6 +28,7 @@ setup(
         "tensorflow-datasets==4.9.10",
         "sentencepiece==0.2.3",
         "gin-config==0.5.0",
+        "tensorboard",
         "tqdm",
         # runtime needs of t5.data / t5.evaluation (t5 itself: see the module docstring)
         "babel",

@@ -1,0 +1,162 @@
+"""The one Orbax module: a single CheckpointManager per run directory.
+
+A checkpoint at MODEL_DIR/checkpoints/<step>/ holds two items:
+  state: the TrainState {step, params, opt_state} (Orbax StandardSave, sharded arrays)
+  data:  the data iterator's position (JSON, see flan_jax.data.BatchIterator.state)
+
+Resume order (flan_jax.train follows it; write nothing before deciding):
+  1. MODEL_DIR has a complete checkpoint -> restore the latest one: state and data position.
+     (Orbax writes to a temporary directory and renames it when done, so a save cut short by
+     preemption is never taken for a complete one.)
+  2. else INITIAL_CHECKPOINT_PATH is set -> take only its params; fresh optimizer, step 0,
+     data from the start. It may name a run directory, its checkpoints/ directory, or one
+     step directory.
+  3. else random initialisation.
+Before anything is restored, the checkpoint's parameter shapes are compared with the model's,
+so a run pointed at another model's directory stops with a message instead of a traceback.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+from typing import Any, Mapping
+
+import jax
+import orbax.checkpoint as ocp
+
+CHECKPOINT_SUBDIR = "checkpoints"
+
+
+@dataclasses.dataclass(frozen=True)
+class CheckpointConfig:
+    """When to save and what to keep.
+
+    Attributes:
+      save_every_steps: save when step % save_every_steps == 0 (and always at the end).
+      keep: how many of the most recent checkpoints to keep (None keeps all).
+      async_save: write in a background thread while training continues.
+    """
+
+    save_every_steps: int = 1000
+    keep: int | None = 3
+    async_save: bool = True
+
+    def __post_init__(self):
+        if self.save_every_steps < 1:
+            raise ValueError(f"save_every_steps must be >= 1, got {self.save_every_steps}.")
+        if self.keep is not None and self.keep < 1:
+            raise ValueError(f"keep must be None or >= 1, got {self.keep}.")
+
+
+class ShapeMismatchError(ValueError):
+    """A checkpoint's parameters do not fit the configured model."""
+
+
+class Checkpointer:
+    """Saves and restores {state, data} under `<model_dir>/checkpoints`."""
+
+    def __init__(self, model_dir: str, config: CheckpointConfig = CheckpointConfig()):
+        self.directory = os.path.join(os.path.abspath(model_dir), CHECKPOINT_SUBDIR)
+        self.config = config
+        self._manager = ocp.CheckpointManager(
+            self.directory,
+            # Named up front so a fresh manager can read an existing checkpoint's metadata.
+            item_handlers={"state": ocp.StandardCheckpointHandler(),
+                           "data": ocp.JsonCheckpointHandler()},
+            options=ocp.CheckpointManagerOptions(
+                max_to_keep=config.keep,
+                # We decide when to save (periodic, final, preemption); Orbax only writes.
+                save_interval_steps=1,
+                enable_async_checkpointing=config.async_save,
+                create=True,
+            ),
+        )
+
+    def latest_step(self) -> int | None:
+        return self._manager.latest_step()
+
+    def all_steps(self) -> list[int]:
+        return list(self._manager.all_steps())
+
+    def should_save(self, step: int) -> bool:
+        return step % self.config.save_every_steps == 0
+
+    def save(self, step: int, state: Any, data_state: Mapping[str, Any]) -> None:
+        """Starts saving (asynchronously when configured); a step already saved is skipped."""
+        if step in self._manager.all_steps():
+            return
+        self._manager.save(step, args=ocp.args.Composite(
+            state=ocp.args.StandardSave(state), data=ocp.args.JsonSave(dict(data_state))))
+
+    def restore(self, step: int, abstract_state: Any) -> tuple[Any, dict[str, Any]]:
+        """Restores {state, data} of `step` into the shardings carried by abstract_state."""
+        check_param_shapes(self._manager, step, abstract_state.params, self.directory)
+        restored = self._manager.restore(step, args=ocp.args.Composite(
+            state=ocp.args.StandardRestore(abstract_state), data=ocp.args.JsonRestore()))
+        return restored["state"], dict(restored["data"])
+
+    def wait(self) -> None:
+        """Blocks until pending asynchronous saves are on disk."""
+        self._manager.wait_until_finished()
+
+    def close(self) -> None:
+        self._manager.wait_until_finished()
+        self._manager.close()
+
+
+def _flat_shapes(tree: Any) -> dict[str, tuple[int, ...]]:
+    flat = jax.tree_util.tree_flatten_with_path(tree)[0]
+    return {"/".join(str(getattr(k, "key", k)) for k in path): tuple(leaf.shape)
+            for path, leaf in flat}
+
+
+def check_param_shapes(manager: ocp.CheckpointManager, step: int, abstract_params: Any,
+                       where: str) -> None:
+    """Raises ShapeMismatchError when the checkpoint's params differ from the model's."""
+    metadata = manager.item_metadata(step)["state"]
+    saved = _flat_shapes(metadata["params"])
+    wanted = _flat_shapes(abstract_params)
+    problems = [f"{name}: checkpoint {saved.get(name, 'missing')} vs model {shape}"
+                for name, shape in wanted.items() if saved.get(name) != shape]
+    problems += [f"{name}: in the checkpoint but not in the model"
+                 for name in saved.keys() - wanted.keys()]
+    if problems:
+        listed = "; ".join(problems[:4]) + (f"; and {len(problems) - 4} more"
+                                            if len(problems) > 4 else "")
+        raise ShapeMismatchError(
+            f"The checkpoint at {where} (step {step}) was written by a model of a different "
+            f"shape than the one configured: {listed}. Use the model gin file that run was "
+            "started with, or point MODEL_DIR at a new directory. Nothing was changed on disk.")
+
+
+def _resolve_initial_checkpoint(path: str) -> tuple[str, int]:
+    """A run dir, its checkpoints/ dir or a step dir -> (checkpoints dir, step)."""
+    path = os.path.abspath(path)
+    candidates = [os.path.join(path, CHECKPOINT_SUBDIR), path]
+    for directory in candidates:
+        if os.path.isdir(directory):
+            steps = ocp.utils.checkpoint_steps(directory)
+            if steps:
+                return directory, max(steps)
+    parent, name = os.path.split(path.rstrip("/"))
+    if name.isdigit() and os.path.isdir(path):
+        return parent, int(name)
+    raise FileNotFoundError(
+        f"INITIAL_CHECKPOINT_PATH={path!r} holds no flan_jax checkpoint. Give a run directory "
+        "(MODEL_DIR of an earlier run), its checkpoints/ directory, or one step directory "
+        "inside it.")
+
+
+def load_initial_params(path: str, abstract_params: Any) -> Any:
+    """Only the params of another run's checkpoint, laid out by abstract_params' shardings."""
+    directory, step = _resolve_initial_checkpoint(path)
+    manager = ocp.CheckpointManager(
+        directory, item_handlers={"state": ocp.PyTreeCheckpointHandler()},
+        options=ocp.CheckpointManagerOptions(read_only=True, create=False))
+    check_param_shapes(manager, step, abstract_params, directory)
+    target = {"params": abstract_params}
+    restored = manager.restore(step, args=ocp.args.Composite(state=ocp.args.PyTreeRestore(
+        item=target, restore_args=ocp.checkpoint_utils.construct_restore_args(target),
+        partial_restore=True)))
+    manager.close()
+    return restored["state"]["params"]

@@ -1,0 +1,186 @@
+"""SeqIO mixtures -> packed per-process batches -> global jax.Arrays on the mesh.
+
+Each process reads its own shard of every task (seqio.ShardInfo(process_index, process_count))
+and batches `batch_size // process_count` rows; jax.make_array_from_process_local_data then
+stitches the per-process rows into one global [batch, ...] array sharded over 'data'.
+
+Resumption: the pipeline is a pure function of (mixture, split, seed, lengths, batch size,
+process layout), so the iterator's checkpoint is simply how many batches it has handed out.
+Restoring rebuilds the pipeline and skips that many batches. That re-reads the skipped
+examples (cheap next to training on them) but needs no tf.data internals in the checkpoint,
+survives TF upgrades, and a resumed run sees exactly the batches the straight run saw.
+"""
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import logging
+from typing import Any, Iterator, Mapping
+
+import jax
+import numpy as np
+import seqio
+import tensorflow as tf
+
+# TF only feeds data here; keep it off accelerators that JAX owns.
+tf.config.set_visible_devices([], "GPU")
+
+Batch = dict[str, np.ndarray]
+
+
+@dataclasses.dataclass(frozen=True)
+class DatasetConfig:
+    """Which examples to read and how to batch them (T5X's DatasetConfig, trimmed).
+
+    Attributes:
+      mixture_or_task_name: a registered seqio Task or Mixture (register by importing tasks).
+      task_feature_lengths: maximum lengths per task feature, e.g. {"inputs": 512,
+        "targets": 114}; longer examples are truncated by the task's preprocessors.
+      split: dataset split.
+      batch_size: GLOBAL batch size (rows across all processes), after packing.
+      shuffle: shuffle examples (deterministically when seed is set).
+      seed: shuffle / mixing seed; None makes the order irreproducible and the iterator
+        position meaningless, so training requires a seed.
+      use_cached: read seqio's offline cache (USE_CACHED_TASKS).
+      pack: pack several examples per row (segment ids and positions keep them apart).
+    """
+
+    mixture_or_task_name: str
+    task_feature_lengths: Mapping[str, int]
+    split: str = "train"
+    batch_size: int = 8
+    shuffle: bool = True
+    seed: int | None = 0
+    use_cached: bool = False
+    pack: bool = True
+
+    def __post_init__(self):
+        if not isinstance(self.batch_size, int) or self.batch_size < 1:
+            raise ValueError(f"batch_size must be a positive integer, got {self.batch_size!r}.")
+        bad = {k: v for k, v in dict(self.task_feature_lengths).items()
+               if not isinstance(v, int) or v < 1}
+        if bad:
+            raise ValueError(f"TASK_FEATURE_LENGTHS values must be positive integers: {bad}.")
+
+
+def get_mixture_or_task(name: str) -> seqio.Task | seqio.Mixture:
+    """Looks a name up in seqio's registries; unknown names list the closest registered ones."""
+    try:
+        return seqio.get_mixture_or_task(name)
+    except ValueError:
+        pass
+    known = sorted(set(seqio.MixtureRegistry.names()) | set(seqio.TaskRegistry.names()))
+    close = difflib.get_close_matches(name, known, n=5, cutoff=0.5)
+    hint = (f"Closest registered names: {', '.join(close)}." if close else
+            f"{len(known)} names are registered" + (f", e.g. {', '.join(known[:5])}." if known
+                                                    else "."))
+    raise ValueError(
+        f"Unknown mixture or task {name!r}. {hint} Tasks register when their module is "
+        "imported (the run gin files import `tasks`); check the spelling of "
+        "MIXTURE_OR_TASK_NAME.")
+
+
+def check_feature_lengths(provider: seqio.Task | seqio.Mixture,
+                          task_feature_lengths: Mapping[str, int]) -> None:
+    """TASK_FEATURE_LENGTHS must name exactly the features the task produces."""
+    features = set(provider.output_features)
+    given = set(task_feature_lengths)
+    if given - features:
+        raise ValueError(
+            f"TASK_FEATURE_LENGTHS has {sorted(given - features)}, which "
+            f"{provider.name!r} does not produce; its features are {sorted(features)}. "
+            f"Use e.g. --gin.TASK_FEATURE_LENGTHS=\"{ {f: 512 for f in sorted(features)} }\".")
+    if features - given:
+        raise ValueError(
+            f"TASK_FEATURE_LENGTHS lacks {sorted(features - given)} for {provider.name!r}; "
+            f"give a length for each of {sorted(features)}.")
+
+
+def vocab_size(provider: seqio.Task | seqio.Mixture) -> int:
+    """The largest vocabulary over the provider's output features."""
+    return max(f.vocabulary.vocab_size for f in provider.output_features.values())
+
+
+class BatchIterator:
+    """This process's packed batches, as numpy dicts, with a checkpointable position.
+
+    Each batch maps feature name -> [batch_size // process_count, length] int32 array.
+    """
+
+    def __init__(self, config: DatasetConfig, start_batch: int = 0,
+                 process_index: int | None = None, process_count: int | None = None):
+        if config.seed is None and config.shuffle:
+            raise ValueError("DatasetConfig.seed is None: training needs a seed so that the "
+                             "data order (and resumption) is reproducible.")
+        self.config = config
+        self.process_index = jax.process_index() if process_index is None else process_index
+        self.process_count = jax.process_count() if process_count is None else process_count
+        if config.batch_size % self.process_count:
+            raise ValueError(f"batch_size {config.batch_size} is not divisible by the "
+                             f"{self.process_count} processes.")
+        self.local_batch_size = config.batch_size // self.process_count
+        self.batches_consumed = start_batch
+        provider = get_mixture_or_task(config.mixture_or_task_name)
+        check_feature_lengths(provider, config.task_feature_lengths)
+        self._iterator = self._build(provider, start_batch)
+
+    def _build(self, provider, start_batch: int) -> Iterator[Batch]:
+        c = self.config
+        ds = seqio.get_dataset(
+            provider,
+            task_feature_lengths=dict(c.task_feature_lengths),
+            feature_converter=seqio.EncDecFeatureConverter(pack=c.pack),
+            dataset_split=c.split,
+            use_cached=c.use_cached,
+            shuffle=c.shuffle,
+            num_epochs=None,  # repeat; the train loop decides when to stop
+            shard_info=seqio.ShardInfo(self.process_index, self.process_count),
+            seed=c.seed,
+            verbose=False,
+        )
+        ds = ds.batch(self.local_batch_size, drop_remainder=True)
+        if start_batch:
+            ds = ds.skip(start_batch)
+        ds = ds.prefetch(tf.data.AUTOTUNE)
+        return ds.as_numpy_iterator()
+
+    def __iter__(self) -> "BatchIterator":
+        return self
+
+    def __next__(self) -> Batch:
+        batch = next(self._iterator)
+        self.batches_consumed += 1
+        return {k: v.astype(np.int32) for k, v in batch.items()}
+
+    def state(self) -> dict[str, Any]:
+        """JSON-serialisable position plus what it is a position in (checked on restore)."""
+        c = self.config
+        return {
+            "batches_consumed": self.batches_consumed,
+            "mixture_or_task_name": c.mixture_or_task_name,
+            "split": c.split,
+            "seed": c.seed,
+            "batch_size": c.batch_size,
+            "task_feature_lengths": dict(c.task_feature_lengths),
+            "process_count": self.process_count,
+            "pack": c.pack,
+        }
+
+    @classmethod
+    def restore(cls, config: DatasetConfig, state: Mapping[str, Any]) -> "BatchIterator":
+        """Continues where `state` left off; warns when the data config has changed since."""
+        iterator = cls(config, start_batch=int(state["batches_consumed"]))
+        changed = {k: (state.get(k), v) for k, v in iterator.state().items()
+                   if k != "batches_consumed" and state.get(k) != v}
+        if changed:
+            logging.warning(
+                "The data configuration changed since the checkpoint ({old, new}: %s); "
+                "skipped %d batches of the new configuration, which is not the same position "
+                "in the data.", changed, state["batches_consumed"])
+        return iterator
+
+
+def to_global_arrays(local_batch: Batch, sharding: jax.sharding.Sharding) -> dict[str, jax.Array]:
+    """Per-process rows -> global arrays [global_batch, ...] laid out by `sharding`."""
+    return {k: jax.make_array_from_process_local_data(sharding, v)
+            for k, v in local_batch.items()}

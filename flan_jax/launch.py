@@ -1,0 +1,121 @@
+"""What every entry point (train, and later eval / infer) does before its main function runs.
+
+  - T5X-style flags: --gin_file=F (repeatable), --gin.MACRO=VALUE or --gin_bindings='X = Y'
+    (repeatable), --gin_search_paths=a,b;
+  - multi-host start: --coordinator_address / --num_processes / --process_id call
+    jax.distributed.initialize (on TPU pods --distributed alone auto-detects the rest);
+  - gin parsing with the repository root on the search path, so
+    `--gin_file=gin_configs/...` works from any working directory;
+  - a check that every %gin.REQUIRED macro was given a value, before any work starts.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+from typing import Sequence
+
+import gin
+import jax
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@dataclasses.dataclass(frozen=True)
+class LaunchArgs:
+    gin_files: list[str]
+    gin_bindings: list[str]
+    gin_search_paths: list[str]
+    distributed: bool
+    coordinator_address: str | None
+    num_processes: int | None
+    process_id: int | None
+
+
+def _rewrite_gin_dot_flags(argv: Sequence[str]) -> list[str]:
+    """--gin.MODEL_DIR=x  ->  --gin_bindings=MODEL_DIR = x (T5X's shorthand)."""
+    out = []
+    for arg in argv:
+        if arg.startswith("--gin.") and "=" in arg:
+            name, value = arg[len("--gin."):].split("=", 1)
+            out.append(f"--gin_bindings={name} = {value}")
+        else:
+            out.append(arg)
+    return out
+
+
+def parse_args(argv: Sequence[str], description: str) -> LaunchArgs:
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--gin_file", action="append", default=[],
+                        help="gin config file; repeat to layer model, run and experiment files")
+    parser.add_argument("--gin_bindings", action="append", default=[],
+                        help="a gin binding 'NAME = VALUE'; --gin.NAME=VALUE is the shorthand")
+    parser.add_argument("--gin_search_paths", default="",
+                        help="comma-separated directories searched for gin files and includes")
+    parser.add_argument("--distributed", action="store_true",
+                        help="call jax.distributed.initialize() (auto-detected on TPU pods)")
+    parser.add_argument("--coordinator_address", default=None, help="host:port of process 0")
+    parser.add_argument("--num_processes", type=int, default=None)
+    parser.add_argument("--process_id", type=int, default=None)
+    ns = parser.parse_args(_rewrite_gin_dot_flags(argv))
+    if not ns.gin_file:
+        parser.error("at least one --gin_file is required, e.g. "
+                     "--gin_file=gin_configs/local/mini_cpu.gin")
+    return LaunchArgs(
+        gin_files=ns.gin_file, gin_bindings=ns.gin_bindings,
+        gin_search_paths=[p for p in ns.gin_search_paths.split(",") if p],
+        distributed=ns.distributed or ns.coordinator_address is not None,
+        coordinator_address=ns.coordinator_address, num_processes=ns.num_processes,
+        process_id=ns.process_id)
+
+
+def maybe_initialize_distributed(args: LaunchArgs) -> None:
+    """Joins the multi-process job when the launch asks for one (before touching devices)."""
+    if not args.distributed:
+        return
+    if jax.config.jax_platforms in (None, "", "cpu") and args.coordinator_address:
+        # CPU processes need a collectives backend for cross-process reductions.
+        jax.config.update("jax_cpu_collectives_implementation", "gloo")
+    jax.distributed.initialize(
+        coordinator_address=args.coordinator_address,
+        num_processes=args.num_processes,
+        process_id=args.process_id)
+
+
+def parse_gin(args: LaunchArgs) -> None:
+    for path in [REPO_ROOT, os.getcwd(), *args.gin_search_paths]:
+        gin.add_config_file_search_path(path)
+    for path in args.gin_files:
+        if not _gin_file_exists(path, [REPO_ROOT, os.getcwd(), *args.gin_search_paths]):
+            raise FileNotFoundError(
+                f"gin file {path!r} not found (looked relative to the working directory, "
+                f"{REPO_ROOT} and --gin_search_paths).")
+    gin.parse_config_files_and_bindings(args.gin_files, args.gin_bindings, finalize_config=False)
+
+
+def _gin_file_exists(path: str, roots: Sequence[str]) -> bool:
+    return os.path.isfile(path) or any(os.path.isfile(os.path.join(r, path)) for r in roots)
+
+
+def _is_required(value: object) -> bool:
+    # gin returns a reference that prints as written in the config.
+    return isinstance(value, gin.config.ConfigurableReference) and repr(value) == "%gin.REQUIRED"
+
+
+def check_required_macros(names: Sequence[str]) -> None:
+    """Every macro in `names` must be bound to a real value (not %gin.REQUIRED)."""
+    missing = []
+    for name in names:
+        try:
+            value = gin.query_parameter(f"%{name}")
+        except ValueError:
+            missing.append(name)
+            continue
+        if _is_required(value):
+            missing.append(name)
+    if missing:
+        example = " ".join(f"--gin.{m}=..." for m in missing)
+        raise ValueError(
+            f"Required gin macro(s) not set: {', '.join(missing)}. Set them in an experiment "
+            f"gin file or on the command line, e.g. {example} (strings need inner quotes: "
+            "--gin.MODEL_DIR=\"'/tmp/run'\").")

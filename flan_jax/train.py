@@ -1,0 +1,278 @@
+r"""Instruction-tunes a T5 encoder-decoder on a SeqIO mixture: the gin entry point.
+
+    python -m flan_jax.train \
+      --gin_file=gin_configs/models/t5_1_1/base.gin \
+      --gin_file=gin_configs/runs/finetune.gin \
+      --gin.MIXTURE_OR_TASK_NAME="'mini_flan_heldout_entailment_train'" \
+      --gin.TASK_FEATURE_LENGTHS="{'inputs': 512, 'targets': 128}" \
+      --gin.TRAIN_STEPS=10000 --gin.MODEL_DIR="'/tmp/flan_run'"
+
+`train()` reads top to bottom: validate the launch (nothing is written before it passes),
+lay out shapes and shardings, initialise or restore the state, build the data pipeline,
+compile the step, run the loop, finish. Every argument is bound by the gin run files
+(gin_configs/runs/finetune.gin); the library modules it calls know nothing about gin.
+"""
+from __future__ import annotations
+
+import dataclasses
+import functools
+import logging
+import math
+import os
+import signal
+import sys
+import threading
+import time
+from typing import Any, Sequence
+
+import flax.linen as nn
+import gin
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from flan_jax import checkpointing, data, launch, metrics_log, optim, partitioning, trainer
+from flan_jax.models import t5
+
+# Macros a run must set; checked before anything else happens.
+REQUIRED_MACROS = ("MODEL_DIR", "MIXTURE_OR_TASK_NAME", "TASK_FEATURE_LENGTHS", "TRAIN_STEPS")
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainSummary:
+    """What a finished (or preempted) run leaves behind."""
+
+    model_dir: str
+    checkpoint_dir: str
+    metrics_path: str
+    tensorboard_dir: str
+    start_step: int
+    final_step: int
+    first_loss: float | None
+    last_loss: float | None
+    preempted: bool
+
+
+class NonFiniteLossError(FloatingPointError):
+    """The loss became NaN or infinite; no checkpoint was written after that step."""
+
+
+class _PreemptionFlag:
+    """Set by SIGTERM (what a preempted VM or a killed job receives); polled by the loop."""
+
+    def __init__(self):
+        self.requested = False
+        self._previous = None
+
+    def __enter__(self):
+        # Signal handlers can only be installed from the main thread.
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGTERM, self._handle)
+        return self
+
+    def _handle(self, signum, frame):
+        logging.warning("SIGTERM received: saving a checkpoint and stopping after this step.")
+        self.requested = True
+
+    def should_stop(self) -> bool:
+        """True on every process as soon as any process was signalled."""
+        if jax.process_count() == 1:
+            return self.requested
+        from jax.experimental import multihost_utils
+        return bool(np.any(multihost_utils.process_allgather(np.array(self.requested))))
+
+    def __exit__(self, *exc):
+        if self._previous is not None:
+            signal.signal(signal.SIGTERM, self._previous)
+
+
+def train(
+    *,
+    model_dir: str,
+    model_config: t5.T5Config,
+    train_dataset: data.DatasetConfig,
+    train_steps: int,
+    optimizer: optim.OptimizerConfig = optim.OptimizerConfig(),
+    loss: trainer.LossConfig = trainer.LossConfig(),
+    partitioning_config: partitioning.PartitioningConfig = partitioning.PartitioningConfig(),
+    checkpoint: checkpointing.CheckpointConfig = checkpointing.CheckpointConfig(),
+    num_microbatches: int = 1,
+    initial_checkpoint_path: str | None = None,
+    log_every_steps: int = 10,
+    random_seed: int = 0,
+    progress_bar: bool | None = None,
+) -> TrainSummary:
+    """Trains until `train_steps` updates have been applied in total (resuming counts)."""
+    # ------------------------------------------------------------------ validate the launch
+    if not isinstance(train_steps, int) or train_steps < 1:
+        raise ValueError(f"TRAIN_STEPS must be a positive integer, got {train_steps!r}.")
+    if not isinstance(num_microbatches, int) or num_microbatches < 1:
+        raise ValueError(f"num_microbatches must be a positive integer, got {num_microbatches!r}.")
+    mesh = partitioning.create_mesh(partitioning_config.num_partitions)
+    partitioning.check_batch_size(train_dataset.batch_size, mesh, num_microbatches)
+    provider = data.get_mixture_or_task(train_dataset.mixture_or_task_name)
+    data.check_feature_lengths(provider, train_dataset.task_feature_lengths)
+    if data.vocab_size(provider) > model_config.vocab_size:
+        raise ValueError(
+            f"{provider.name!r} uses a vocabulary of {data.vocab_size(provider)} ids but the "
+            f"model's vocab_size is {model_config.vocab_size}; raise T5Config.vocab_size (a "
+            "multiple of 128 keeps the 'vocab' axis shardable).")
+
+    # ------------------------------------------------------------------ shapes and shardings
+    model = t5.Transformer(model_config)
+    tx = optim.make_optimizer(optimizer)
+    rules = partitioning.logical_axis_rules(partitioning_config.parameter_sharding)
+    layout = trainer.state_layout(model, tx, mesh, rules)
+    batch_sharding = partitioning.batch_sharding(mesh)
+    replicated = partitioning.replicated(mesh)
+
+    # ------------------------------------------------------------------ initialise or restore
+    # Order written down in flan_jax/checkpointing.py: MODEL_DIR, INITIAL_CHECKPOINT_PATH, init.
+    ckpt = checkpointing.Checkpointer(model_dir, checkpoint)
+    latest = ckpt.latest_step()
+    data_state = None
+    with mesh, nn.logical_axis_rules(rules):
+        if latest is not None:
+            state, data_state = ckpt.restore(latest, layout.abstract)
+            origin = f"resumed from {ckpt.directory} at step {latest}"
+        elif initial_checkpoint_path:
+            params = checkpointing.load_initial_params(
+                initial_checkpoint_path, layout.abstract.params)
+            init_opt = jax.jit(tx.init, out_shardings=layout.shardings.opt_state)
+            state = trainer.TrainState(step=jnp.zeros((), jnp.int32), params=params,
+                                       opt_state=init_opt(params))
+            origin = f"params from {initial_checkpoint_path}"
+        else:
+            state = trainer.init_train_state(model, tx, layout, random_seed)
+            origin = "initialised randomly"
+    start_step = int(state.step)
+    num_params = sum(x.size for x in jax.tree.leaves(layout.abstract.params))
+    logging.info("Train state %s (%s params).", origin, f"{num_params:,}")
+
+    # ------------------------------------------------------------------ data
+    if data_state is not None:
+        batches = data.BatchIterator.restore(train_dataset, data_state)
+    else:
+        batches = data.BatchIterator(train_dataset)
+
+    # ------------------------------------------------------------------ compile the step
+    step_fn = jax.jit(
+        functools.partial(trainer.train_step, model=model, optimizer=tx, loss_config=loss,
+                          num_microbatches=num_microbatches),
+        in_shardings=(layout.shardings, batch_sharding, replicated),
+        out_shardings=(layout.shardings, replicated),
+        donate_argnums=(0,))
+    dropout_key = jax.device_put(jax.random.PRNGKey(random_seed + 1), replicated)
+    schedule = optim.make_schedule(optimizer)
+
+    # ------------------------------------------------------------------ train loop
+    log = metrics_log.MetricsLog(model_dir, train_steps, start_step, progress_bar)
+    log.message(f"flan_jax: {origin}; training steps {start_step}..{train_steps} on "
+                f"{jax.device_count()} device(s), mesh {dict(mesh.shape)}.")
+    window: list[dict[str, float]] = []  # host metrics since the last log line
+    window_start = time.perf_counter()
+    first_loss = last_loss = None
+    pending: tuple[int, Any] | None = None  # (step, device metrics) not yet checked
+
+    def check(step: int, device_metrics: Any) -> None:
+        """Pulls one step's metrics to the host and stops on a non-finite loss."""
+        host = {k: float(v) for k, v in jax.device_get(device_metrics).items()}
+        if not math.isfinite(host["loss"]):
+            ckpt.wait()
+            raise NonFiniteLossError(
+                f"The loss became {host['loss']} at step {step}. Nothing was saved after it; "
+                f"the last good checkpoint is step {ckpt.latest_step()} in {ckpt.directory}. "
+                "Lower the learning rate, enable z-loss, or check the data, then resume.")
+        window.append(host)
+
+    def flush_log(step: int) -> None:
+        nonlocal window_start, first_loss, last_loss
+        elapsed = time.perf_counter() - window_start
+        means = {k: float(np.mean([m[k] for m in window])) for k in window[0] if k != "tokens"}
+        tokens = sum(m["tokens"] for m in window)
+        means.update(learning_rate=float(schedule(step - 1)),
+                     tokens_per_s=tokens / elapsed, seconds_per_step=elapsed / len(window))
+        log.write(step, means)
+        first_loss = means["loss"] if first_loss is None else first_loss
+        last_loss = means["loss"]
+        window.clear()
+        window_start = time.perf_counter()
+
+    step = start_step
+    preempted = False
+    with _PreemptionFlag() as preemption:
+        try:
+            with mesh, nn.logical_axis_rules(rules):
+                while step < train_steps:
+                    batch = data.to_global_arrays(next(batches), batch_sharding)
+                    state, metrics = step_fn(state, batch, dropout_key)
+                    if pending is not None:
+                        # One step behind: the next step is already queued on the devices.
+                        check(*pending)
+                    step += 1
+                    pending = (step, metrics)
+                    log.advance(step)
+                    preempted = preemption.should_stop()
+                    is_last = step == train_steps or preempted
+                    if step % log_every_steps == 0 or is_last or ckpt.should_save(step):
+                        check(*pending)
+                        pending = None
+                        if step % log_every_steps == 0 or is_last:
+                            flush_log(step)
+                    if ckpt.should_save(step) or is_last:
+                        save_started = time.perf_counter()
+                        ckpt.save(step, state, batches.state())
+                        # The blocking part of a save is not training time.
+                        window_start += time.perf_counter() - save_started
+                    if preempted:
+                        log.message(f"flan_jax: preempted; saved step {step}, exiting cleanly.")
+                        break
+        finally:
+            ckpt.close()
+            log.close()
+
+    # ------------------------------------------------------------------ finish
+    summary = TrainSummary(
+        model_dir=model_dir, checkpoint_dir=ckpt.directory, metrics_path=log.path,
+        tensorboard_dir=log.tensorboard_dir, start_step=start_step, final_step=step,
+        first_loss=first_loss, last_loss=last_loss, preempted=preempted)
+    if jax.process_index() == 0:
+        _print_summary(summary)
+    return summary
+
+
+def _print_summary(s: TrainSummary) -> None:
+    loss = ("no steps run" if s.first_loss is None else
+            f"{s.first_loss:.4f} (first logged) -> {s.last_loss:.4f} (last logged)")
+    print(f"flan_jax: trained steps {s.start_step}..{s.final_step}"
+          f"{' (preempted)' if s.preempted else ''}\n"
+          f"  checkpoints: {s.checkpoint_dir}\n"
+          f"  metrics:     {s.metrics_path}\n"
+          f"  tensorboard: {s.tensorboard_dir}\n"
+          f"  loss:        {loss}", flush=True)
+
+
+def main(argv: Sequence[str] | None = None) -> TrainSummary:
+    args = launch.parse_args(sys.argv[1:] if argv is None else argv,
+                             description="Instruction-tune a T5 on a SeqIO mixture.")
+    launch.maybe_initialize_distributed(args)
+    launch.parse_gin(args)
+    launch.check_required_macros(REQUIRED_MACROS)
+    return train()  # every argument comes from gin (gin_configs/runs/finetune.gin)
+
+
+if __name__ == "__main__":
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
+    # Run main() of the *imported* module, not of __main__: the gin files bind
+    # flan_jax.train.train, and under `python -m` this file is loaded a second time as
+    # __main__, whose train() gin would not know about.
+    from flan_jax import train as _entry
+    try:
+        _entry.main()
+    except (ValueError, FileNotFoundError, FloatingPointError) as error:
+        # Launch, data and divergence errors are for the user, not a traceback.
+        if os.environ.get("FLAN_JAX_TRACEBACK"):
+            raise
+        print(f"flan_jax.train: error: {error}\n(FLAN_JAX_TRACEBACK=1 shows the traceback.)",
+              file=sys.stderr)
+        sys.exit(2)

@@ -1,0 +1,265 @@
+"""Pure train and eval step functions, the loss, and the train state.
+
+Nothing here knows about meshes, files or gin: the entry point jits these functions with
+explicit shardings (see flan_jax/train.py), and tests call them directly.
+
+Batches are dicts of int32 arrays as produced by seqio's EncDecFeatureConverter:
+  encoder_input_tokens, decoder_input_tokens, decoder_target_tokens, decoder_loss_weights
+  [batch, length], and when packed also encoder/decoder_segment_ids and _positions.
+"""
+from __future__ import annotations
+
+import dataclasses
+import functools
+from typing import Any, Mapping
+
+import flax.linen
+import flax.struct
+import jax
+import jax.numpy as jnp
+import optax
+
+from flan_jax import partitioning
+from flan_jax.models import t5
+
+Batch = Mapping[str, jax.Array]
+MODEL_INPUT_FEATURES = (
+    "encoder_input_tokens", "decoder_input_tokens", "decoder_target_tokens",
+    "encoder_segment_ids", "decoder_segment_ids", "encoder_positions", "decoder_positions")
+
+
+class TrainState(flax.struct.PyTreeNode):
+    """Everything a checkpoint must hold to continue training bit-for-bit."""
+
+    step: jax.Array  # int32 scalar: number of updates applied so far
+    params: Any
+    opt_state: optax.OptState
+
+
+@dataclasses.dataclass(frozen=True)
+class LossConfig:
+    """T5X's loss options.
+
+    Attributes:
+      z_loss: coefficient of log(Z)^2, which keeps the softmax normalizer near 1 (T5X 1e-4).
+      label_smoothing: mass spread uniformly over the other vocabulary entries.
+      loss_normalizing_factor: None divides the summed token loss by the number of real target
+        tokens in the global batch (a per-token mean); a number divides by that constant
+        instead, as T5X's fixed LOSS_NORMALIZING_FACTOR does.
+    """
+
+    z_loss: float = 1e-4
+    label_smoothing: float = 0.0
+    loss_normalizing_factor: float | None = None
+
+    def __post_init__(self):
+        if not 0.0 <= self.label_smoothing < 1.0:
+            raise ValueError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}.")
+        if self.z_loss < 0:
+            raise ValueError(f"z_loss must be >= 0, got {self.z_loss}.")
+        if self.loss_normalizing_factor is not None and not self.loss_normalizing_factor > 0:
+            raise ValueError("loss_normalizing_factor must be None or a positive number, "
+                             f"got {self.loss_normalizing_factor}.")
+
+
+def token_cross_entropy(logits: jax.Array, targets: jax.Array, label_smoothing: float = 0.0,
+                        z_loss: float = 0.0) -> tuple[jax.Array, jax.Array]:
+    """Per-token cross entropy (with label smoothing) and z-loss.
+
+    Args:
+      logits: [batch, length, vocab] float32.
+      targets: [batch, length] int32 token ids.
+    Returns:
+      (loss, z_loss), each [batch, length]; loss already includes z_loss. With label
+      smoothing the loss is shifted by the entropy of the smoothed target distribution so
+      that a perfect prediction scores 0, as in T5X.
+    """
+    vocab = logits.shape[-1]
+    log_z = jax.nn.logsumexp(logits, axis=-1)
+    log_probs = logits - log_z[..., None]
+    # A gather instead of a one-hot product: the one-hot [b, l, vocab] would dominate memory.
+    target_log_prob = jnp.take_along_axis(log_probs, targets[..., None], axis=-1)[..., 0]
+    if label_smoothing:
+        confidence = 1.0 - label_smoothing
+        low = label_smoothing / (vocab - 1)
+        loss = -((confidence - low) * target_log_prob + low * log_probs.sum(-1))
+        loss -= confidence * jnp.log(confidence) + (vocab - 1) * low * jnp.log(low + 1e-20)
+    else:
+        loss = -target_log_prob
+    z = z_loss * jnp.square(log_z)
+    return loss + z, z
+
+
+def _model_inputs(batch: Batch) -> dict[str, jax.Array]:
+    return {k: batch[k] for k in MODEL_INPUT_FEATURES if k in batch}
+
+
+def _loss_weights(batch: Batch) -> jax.Array:
+    if "decoder_loss_weights" in batch:
+        return batch["decoder_loss_weights"].astype(jnp.float32)
+    return (batch["decoder_target_tokens"] > 0).astype(jnp.float32)
+
+
+def loss_sums(params: Any, batch: Batch, *, model: t5.Transformer, loss_config: LossConfig,
+              dropout_rng: jax.Array | None) -> tuple[jax.Array, dict[str, jax.Array]]:
+    """Summed (not yet normalised) loss over a batch, plus summed statistics.
+
+    Returns (loss_sum, stats) with stats = {loss, z_loss, correct, tokens}, all scalar sums
+    over real target tokens, so microbatches and hosts can be added up before normalising.
+    """
+    logits = model.apply(
+        {"params": params}, **_model_inputs(batch),
+        enable_dropout=dropout_rng is not None,
+        rngs={"dropout": dropout_rng} if dropout_rng is not None else None)
+    targets = batch["decoder_target_tokens"]
+    weights = _loss_weights(batch)
+    loss, z = token_cross_entropy(logits, targets, loss_config.label_smoothing, loss_config.z_loss)
+    correct = (jnp.argmax(logits, -1) == targets).astype(jnp.float32)
+    stats = {
+        "loss": (loss * weights).sum(),
+        "z_loss": (z * weights).sum(),
+        "correct": (correct * weights).sum(),
+        "tokens": weights.sum(),
+    }
+    return stats["loss"], stats
+
+
+def per_token_losses(params: Any, batch: Batch, *, model: t5.Transformer,
+                     loss_config: LossConfig) -> jax.Array:
+    """[batch, length] loss per target token (0 where the loss weight is 0), no dropout."""
+    logits = model.apply({"params": params}, **_model_inputs(batch), enable_dropout=False)
+    loss, _ = token_cross_entropy(logits, batch["decoder_target_tokens"],
+                                  loss_config.label_smoothing, loss_config.z_loss)
+    return loss * _loss_weights(batch)
+
+
+def _split_microbatches(batch: Batch, num_microbatches: int) -> Batch:
+    """[batch, ...] -> [num_microbatches, batch // num_microbatches, ...].
+
+    Microbatch m takes rows m, m + M, m + 2M, ...: reshaping to [batch/M, M] keeps each
+    device's contiguous block of rows on that device, so no data moves between devices.
+    """
+    def split(x):
+        x = x.reshape((x.shape[0] // num_microbatches, num_microbatches) + x.shape[1:])
+        return jnp.swapaxes(x, 0, 1)
+    return jax.tree.map(split, batch)
+
+
+def _normaliser(stats: Mapping[str, jax.Array], loss_config: LossConfig) -> jax.Array:
+    if loss_config.loss_normalizing_factor is not None:
+        return jnp.asarray(loss_config.loss_normalizing_factor, jnp.float32)
+    return jnp.maximum(stats["tokens"], 1.0)
+
+
+def train_step(state: TrainState, batch: Batch, dropout_key: jax.Array, *,
+               model: t5.Transformer, optimizer: optax.GradientTransformation,
+               loss_config: LossConfig, num_microbatches: int = 1
+               ) -> tuple[TrainState, dict[str, jax.Array]]:
+    """One optimizer update on a global batch; gradients optionally accumulated.
+
+    The gradient of the summed loss is accumulated over microbatches and divided once by the
+    normaliser of the whole batch, so num_microbatches changes memory use, not the update.
+    dropout_key is folded with the step, so a resumed run draws the same dropout masks.
+
+    Returns the new state and scalar metrics {loss, z_loss, accuracy, tokens, grad_norm}.
+    """
+    step_key = jax.random.fold_in(dropout_key, state.step)
+    grad_fn = jax.grad(loss_sums, has_aux=True)
+
+    def microbatch_grads(micro, index):
+        rng = jax.random.fold_in(step_key, index) if model.config.dropout_rate > 0 else None
+        return grad_fn(state.params, micro, model=model, loss_config=loss_config,
+                       dropout_rng=rng)
+
+    if num_microbatches == 1:
+        grads, stats = microbatch_grads(batch, 0)
+    else:
+        micro = _split_microbatches(batch, num_microbatches)
+
+        def accumulate(carry, xs):
+            micro_batch, index = xs
+            grads, stats = microbatch_grads(micro_batch, index)
+            return jax.tree.map(jnp.add, carry, (grads, stats)), None
+
+        zeros = jax.tree.map(jnp.zeros_like, (state.params, {
+            "loss": 0.0, "z_loss": 0.0, "correct": 0.0, "tokens": 0.0}))
+        (grads, stats), _ = jax.lax.scan(
+            accumulate, zeros, (micro, jnp.arange(num_microbatches)))
+
+    normaliser = _normaliser(stats, loss_config)
+    grads = jax.tree.map(lambda g: g / normaliser, grads)
+    updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
+    params = optax.apply_updates(state.params, updates)
+    new_state = state.replace(step=state.step + 1, params=params, opt_state=opt_state)
+    return new_state, _summarise(stats, grads)
+
+
+def _summarise(stats: Mapping[str, jax.Array], grads: Any) -> dict[str, jax.Array]:
+    tokens = jnp.maximum(stats["tokens"], 1.0)
+    metrics = {
+        "loss": stats["loss"] / tokens,  # per real target token, whatever the normaliser
+        "z_loss": stats["z_loss"] / tokens,
+        "accuracy": stats["correct"] / tokens,
+        "tokens": stats["tokens"],
+    }
+    if grads is not None:
+        metrics["grad_norm"] = optax.global_norm(grads)
+    return metrics
+
+
+def eval_step(params: Any, batch: Batch, *, model: t5.Transformer,
+              loss_config: LossConfig) -> dict[str, jax.Array]:
+    """Teacher-forced loss and token accuracy on one batch, no dropout."""
+    _, stats = loss_sums(params, batch, model=model, loss_config=loss_config, dropout_rng=None)
+    return _summarise(stats, None)
+
+
+# ---------------------------------------------------------------------------- state layout
+@flax.struct.dataclass
+class StateLayout:
+    """Where every leaf of the TrainState lives, known before any array exists.
+
+    abstract: TrainState of jax.ShapeDtypeStruct carrying shardings (what Orbax restores into).
+    shardings: TrainState of NamedSharding (jit in/out shardings).
+    """
+
+    abstract: TrainState
+    shardings: TrainState
+
+
+def _init_params(model: t5.Transformer, rng: jax.Array) -> Any:
+    # Parameter shapes do not depend on batch size or sequence lengths.
+    tokens = jnp.ones((1, 8), jnp.int32)
+    return model.init(rng, encoder_input_tokens=tokens, decoder_input_tokens=tokens,
+                      decoder_target_tokens=tokens, enable_dropout=False)["params"]
+
+
+def state_layout(model: t5.Transformer, optimizer: optax.GradientTransformation,
+                 mesh: jax.sharding.Mesh, rules) -> StateLayout:
+    """eval_shape(init) -> logical specs -> mesh shardings, for params and optimizer state."""
+    boxed = jax.eval_shape(functools.partial(_init_params, model), jax.random.PRNGKey(0))
+    abstract_params = flax.linen.unbox(boxed)
+    param_specs = flax.linen.get_partition_spec(boxed)
+    abstract_opt_state = jax.eval_shape(optimizer.init, abstract_params)
+    specs = TrainState(
+        step=jax.sharding.PartitionSpec(), params=param_specs,
+        opt_state=partitioning.optimizer_state_specs(
+            abstract_opt_state, abstract_params, param_specs))
+    shardings = partitioning.logical_to_shardings(specs, mesh, rules)
+    abstract = partitioning.shard_abstract_tree(
+        TrainState(step=jax.ShapeDtypeStruct((), jnp.int32), params=abstract_params,
+                   opt_state=abstract_opt_state), shardings)
+    return StateLayout(abstract=abstract, shardings=shardings)
+
+
+def init_train_state(model: t5.Transformer, optimizer: optax.GradientTransformation,
+                     layout: StateLayout, seed: int) -> TrainState:
+    """Random init, created directly in its final sharding (no full copy on one device).
+
+    Call inside `with mesh, nn.logical_axis_rules(rules)` so activation constraints resolve.
+    """
+    def init(rng):
+        params = flax.linen.unbox(_init_params(model, rng))
+        return TrainState(step=jnp.zeros((), jnp.int32), params=params,
+                          opt_state=optimizer.init(params))
+    return jax.jit(init, out_shardings=layout.shardings)(jax.random.PRNGKey(seed))
