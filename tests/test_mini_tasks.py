@@ -1,0 +1,223 @@
+"""Tests for the offline mini-FLAN tasks and mixtures (tasks/mini.py)."""
+import importlib
+import re
+
+import numpy as np
+import pytest
+import seqio
+
+import tasks  # noqa: F401  (registers everything)
+from tasks import mini
+
+FEATURE_LENGTHS = {"inputs": 256, "targets": 64}
+PLACEHOLDER = re.compile(r"\{[A-Za-z_]\w*\}")
+EOS_ID = 1
+
+
+def _text(value) -> str:
+    return value.decode("utf-8") if isinstance(value, bytes) else value
+
+
+@pytest.fixture(scope="module")
+def validation_examples():
+    """Preprocessed validation examples of every task, read once through seqio."""
+    examples = {}
+    for name in mini.TASK_NAMES:
+        ds = seqio.get_mixture_or_task(name).get_dataset(
+            FEATURE_LENGTHS, split="validation", shuffle=False)
+        examples[name] = list(ds.as_numpy_iterator())
+    return examples
+
+
+# --- Structure ----------------------------------------------------------------
+
+
+def test_clusters_tasks_and_templates():
+    assert set(mini.CLUSTERS) == {
+        "arithmetic", "string_editing", "sentiment", "entailment", "extractive_qa", "translation"}
+    assert all(len(members) >= 2 for members in mini.CLUSTERS.values())
+    assert len(set(mini.TASK_NAMES)) == len(mini.TASK_NAMES) >= 12
+    registered = set(seqio.TaskRegistry.names())
+    for name in mini.TASK_NAMES:
+        assert name.startswith("mini_") and name in registered
+        assert len(mini.PATTERNS[name]) == len(mini.TEMPLATES[name]) == 10
+        assert len(set(mini.PATTERNS[name])) == 10, f"{name} repeats a template"
+        assert 2 <= len(mini.TURNED_AROUND[name]) <= 3
+
+
+def test_classification_templates_offer_options_unless_turned_around():
+    for cluster in ("sentiment", "entailment"):
+        for name in mini.CLUSTERS[cluster]:
+            assert len(mini.task_options(name)) >= 2
+            for i, template in enumerate(mini.TEMPLATES[name]):
+                asks_for_answer = i not in mini.TURNED_AROUND[name]
+                assert template.uses_options == asks_for_answer, (name, i)
+                assert (template.target == "{answer}") == asks_for_answer, (name, i)
+
+
+# --- Examples -----------------------------------------------------------------
+
+
+def test_every_task_yields_complete_formatted_examples(validation_examples):
+    for name, examples in validation_examples.items():
+        assert len(examples) == mini.SPLIT_SIZES["validation"], name
+        for ex in examples:
+            inputs, targets = _text(ex["inputs_pretokenized"]), _text(ex["targets_pretokenized"])
+            assert inputs.strip() and targets.strip(), (name, ex)
+            assert not PLACEHOLDER.search(inputs + targets), (name, inputs, targets)
+            assert ex["targets"][-1] == EOS_ID and ex["inputs"][-1] == EOS_ID
+        used = {int(ex["template_idx"]) for ex in examples}
+        assert used == set(range(10)), f"{name}: round robin should reach every template"
+
+
+def test_classification_targets_are_options(validation_examples):
+    for cluster in ("sentiment", "entailment"):
+        for name in mini.CLUSTERS[cluster]:
+            options = set(mini.task_options(name))
+            answers = set()
+            for ex in validation_examples[name]:
+                assert {_text(o) for o in ex["options"]} == options
+                if int(ex["template_idx"]) not in mini.TURNED_AROUND[name]:
+                    answers.add(_text(ex["targets_pretokenized"]))
+            assert answers == options, f"{name}: every label should occur"
+
+
+def test_labels_are_roughly_balanced():
+    for cluster in ("sentiment", "entailment"):
+        for name in mini.CLUSTERS[cluster]:
+            labels = [ex["answer"] for ex in mini.generate_examples(name, "train")]
+            shares = [labels.count(o) / len(labels) for o in mini.task_options(name)]
+            assert min(shares) > 0.5 / len(shares), (name, shares)
+
+
+def test_generated_answers_are_correct():
+    for ex in mini.generate_examples("mini_addition", "validation"):
+        assert int(ex["a"]) + int(ex["b"]) == int(ex["answer"])
+    for ex in mini.generate_examples("mini_subtraction", "validation"):
+        assert int(ex["a"]) - int(ex["b"]) == int(ex["answer"]) >= 0
+    for ex in mini.generate_examples("mini_reverse_word", "validation"):
+        assert ex["answer"] == ex["word"][::-1]
+    for ex in mini.generate_examples("mini_drop_vowels", "validation"):
+        assert ex["answer"] and not set("aeiou") & set(ex["answer"])
+    for name in mini.CLUSTERS["extractive_qa"]:
+        for ex in mini.generate_examples(name, "validation"):
+            assert ex["answer"] in ex["context"], (name, ex)
+    for name in mini.CLUSTERS["translation"]:
+        for ex in mini.generate_examples(name, "validation"):
+            assert len(ex["english"].split()) == len(ex["lomi"].split())
+
+
+# --- Determinism and splits ---------------------------------------------------
+
+
+def test_generation_is_deterministic():
+    first = {name: mini.generate_examples(name, "validation") for name in mini.TASK_NAMES}
+    mini.generate_examples.cache_clear()
+    for name in mini.TASK_NAMES:
+        assert mini.generate_examples(name, "validation") == first[name], name
+    # Pinned so that an accidental change of the data (seed, generator) shows up.
+    assert mini.generate_examples("mini_addition", "validation")[0] == GOLDEN_ADDITION
+    assert mini.generate_examples("mini_rte", "train")[0] == GOLDEN_RTE
+
+
+GOLDEN_ADDITION = {"a": "62", "b": "97", "answer": "159"}
+GOLDEN_RTE = {"premise": "Zeno, a miner, lives in Marrowby, which is in Corvania.",
+              "hypothesis": "Marrowby is in Rovenia.", "answer": "no"}
+
+
+def test_seqio_reads_are_repeatable():
+    task = seqio.get_mixture_or_task("mini_nli")
+
+    def read(**kwargs):
+        ds = task.get_dataset(FEATURE_LENGTHS, split="validation", **kwargs)
+        return [_text(ex["inputs_pretokenized"]) for ex in ds.as_numpy_iterator()]
+
+    assert read(shuffle=False) == read(shuffle=False)
+    shuffled = read(shuffle=True, seed=3)
+    assert shuffled == read(shuffle=True, seed=3)
+    assert shuffled != read(shuffle=False) and sorted(shuffled) == sorted(read(shuffle=False))
+
+
+def test_splits_are_sized_unique_and_disjoint():
+    for name in mini.TASK_NAMES:
+        keys = {}
+        for split, size in mini.SPLIT_SIZES.items():
+            examples = mini.generate_examples(name, split)
+            keys[split] = {tuple(sorted(ex.items())) for ex in examples}
+            assert len(keys[split]) == len(examples) == size, (name, split)
+        assert not keys["train"] & keys["validation"], name
+        assert not keys["train"] & keys["test"], name
+        assert not keys["validation"] & keys["test"], name
+        # The text a model reads is disjoint too, e.g. a QA passage never
+        # reappears in test with another question.
+        for field in ("word", "sentence", "context", "english"):
+            if field in mini.generate_examples(name, "train")[0]:
+                seen = {s: {ex[field] for ex in mini.generate_examples(name, s)}
+                        for s in mini.SPLIT_SIZES}
+                assert not seen["train"] & (seen["validation"] | seen["test"]), (name, field)
+                assert not seen["validation"] & seen["test"], (name, field)
+
+
+# --- Mixtures -----------------------------------------------------------------
+
+
+def _mixture_tasks(name):
+    return {t.name for t in seqio.get_mixture_or_task(name).tasks}
+
+
+def test_heldout_mixtures_hold_out_exactly_one_cluster():
+    everything = set(mini.TASK_NAMES)
+    assert _mixture_tasks("mini_flan_all_train") == everything
+    for cluster, members in mini.CLUSTERS.items():
+        assert _mixture_tasks(f"mini_flan_heldout_{cluster}_train") == everything - set(members)
+        assert _mixture_tasks(f"mini_flan_heldout_{cluster}_eval") == set(members)
+    assert mini.heldout_train_mixture("entailment") == "mini_flan_heldout_entailment_train"
+
+
+def test_mixing_rates_are_examples_proportional_and_capped():
+    mixture = seqio.get_mixture_or_task("mini_flan_heldout_entailment_train")
+    for task in mixture.tasks:
+        assert mixture.get_rate(task) == min(mini.SPLIT_SIZES["train"], mini.MIXING_CAP)
+
+
+def test_reimport_replaces_registrations_without_error():
+    before = seqio.get_mixture_or_task("mini_addition")
+    importlib.reload(mini)
+    importlib.reload(mini)
+    after = seqio.get_mixture_or_task("mini_addition")
+    assert after is not before
+    assert _mixture_tasks("mini_flan_heldout_entailment_train") == (
+        set(mini.TASK_NAMES) - set(mini.CLUSTERS["entailment"]))
+
+
+def test_packed_mixture_batches_for_the_encoder_decoder():
+    ds = seqio.get_dataset(
+        "mini_flan_heldout_entailment_train",
+        task_feature_lengths=FEATURE_LENGTHS,
+        dataset_split="train",
+        shuffle=True,
+        seed=0,
+        feature_converter=seqio.EncDecFeatureConverter(pack=True),
+    )
+    batch = next(ds.batch(8, drop_remainder=True).as_numpy_iterator())
+    expected = {
+        "encoder_input_tokens": 256, "encoder_segment_ids": 256, "encoder_positions": 256,
+        "decoder_input_tokens": 64, "decoder_target_tokens": 64, "decoder_segment_ids": 64,
+        "decoder_positions": 64, "decoder_loss_weights": 64,
+    }
+    assert {k: v.shape for k, v in batch.items()} == {k: (8, n) for k, n in expected.items()}
+    assert batch["encoder_segment_ids"].max() >= 2, "short examples should be packed together"
+    assert np.all((batch["decoder_loss_weights"] > 0) == (batch["decoder_target_tokens"] > 0))
+
+
+# --- Lengths ------------------------------------------------------------------
+
+
+def test_most_examples_fit_the_default_feature_lengths(validation_examples):
+    # The byte vocabulary makes one token per byte; EOS takes one more slot.
+    inputs = [len(ex["inputs_pretokenized"]) for exs in validation_examples.values() for ex in exs]
+    targets = [len(ex["targets_pretokenized"])
+               for exs in validation_examples.values() for ex in exs]
+    assert np.mean(np.array(inputs) < 256) >= 0.99
+    assert np.mean(np.array(targets) < 64) >= 0.99
+    assert np.median(inputs) <= 200 and np.median(targets) <= 40
