@@ -129,7 +129,7 @@ def check_param_shapes(manager: ocp.CheckpointManager, step: int, abstract_param
             "started with, or point MODEL_DIR at a new directory. Nothing was changed on disk.")
 
 
-def _resolve_initial_checkpoint(path: str) -> tuple[str, int]:
+def resolve_initial_checkpoint(path: str) -> tuple[str, int]:
     """A run dir, its checkpoints/ dir or a step dir -> (checkpoints dir, step)."""
     path = os.path.abspath(path)
     candidates = [os.path.join(path, CHECKPOINT_SUBDIR), path]
@@ -149,7 +149,7 @@ def _resolve_initial_checkpoint(path: str) -> tuple[str, int]:
 
 def load_initial_params(path: str, abstract_params: Any) -> Any:
     """Only the params of another run's checkpoint, laid out by abstract_params' shardings."""
-    directory, step = _resolve_initial_checkpoint(path)
+    directory, step = resolve_initial_checkpoint(path)
     manager = ocp.CheckpointManager(
         directory, item_handlers={"state": ocp.PyTreeCheckpointHandler()},
         options=ocp.CheckpointManagerOptions(read_only=True, create=False))

@@ -118,6 +118,9 @@ def train(
             f"model's vocab_size is {model_config.vocab_size}; raise T5Config.vocab_size (a "
             "multiple of 128 keeps the 'vocab' axis shardable).")
 
+    if initial_checkpoint_path:
+        checkpointing.resolve_initial_checkpoint(initial_checkpoint_path)
+
     # ------------------------------------------------------------------ shapes and shardings
     model = t5.Transformer(model_config)
     tx = optim.make_optimizer(optimizer)

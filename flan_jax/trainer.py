@@ -83,7 +83,8 @@ def token_cross_entropy(logits: jax.Array, targets: jax.Array, label_smoothing: 
         confidence = 1.0 - label_smoothing
         low = label_smoothing / (vocab - 1)
         loss = -((confidence - low) * target_log_prob + low * log_probs.sum(-1))
-        loss -= confidence * jnp.log(confidence) + (vocab - 1) * low * jnp.log(low + 1e-20)
+        entropy = -(confidence * jnp.log(confidence) + (vocab - 1) * low * jnp.log(low + 1e-20))
+        loss -= entropy
     else:
         loss = -target_log_prob
     z = z_loss * jnp.square(log_z)

@@ -10,4 +10,13 @@ if "xla_force_host_platform_device_count" not in os.environ.get("XLA_FLAGS", "")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 
+import jax  # noqa: E402
+
+# Many tests compile the same tiny train step; a persistent cache shared by the test
+# process and its subprocesses compiles each distinct program once per machine.
+jax.config.update("jax_compilation_cache_dir",
+                  os.environ.get("FLAN_JAX_TEST_COMPILE_CACHE", "/tmp/flan_jax_test_xla_cache"))
+jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
+jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+
 import tiny  # noqa: E402,F401  (registers the test task)

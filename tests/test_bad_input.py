@@ -1,0 +1,62 @@
+"""Each bad launch gives one clear error before any training step, and writes nothing."""
+import os
+
+import pytest
+
+import tiny
+from flan_jax import checkpointing, data, train
+
+
+def _assert_nothing_written(model_dir):
+    assert not os.path.exists(model_dir), os.listdir(model_dir)
+
+
+def test_unknown_mixture_lists_the_closest_names(tmp_path):
+    kwargs = tiny.train_kwargs(tmp_path / "run")
+    kwargs["train_dataset"] = data.DatasetConfig("flan_jax_test_revrse", tiny.FEATURE_LENGTHS)
+    with pytest.raises(ValueError, match=r"Unknown mixture or task 'flan_jax_test_revrse'.*"
+                                         r"Closest registered names: flan_jax_test_reverse"):
+        train.train(**kwargs)
+    _assert_nothing_written(tmp_path / "run")
+
+
+def test_batch_size_not_divisible_by_the_data_axis(tmp_path):
+    with pytest.raises(ValueError, match=r"BATCH_SIZE=6 cannot be split evenly.*multiple of 4"):
+        train.train(**tiny.train_kwargs(tmp_path / "run", batch_size=6, num_partitions=2))
+    _assert_nothing_written(tmp_path / "run")
+
+
+def test_num_partitions_must_divide_devices(tmp_path):
+    with pytest.raises(ValueError, match="num_partitions=3 does not divide the 8"):
+        train.train(**tiny.train_kwargs(tmp_path / "run", num_partitions=3))
+    _assert_nothing_written(tmp_path / "run")
+
+
+def test_feature_length_key_the_task_lacks(tmp_path):
+    kwargs = tiny.train_kwargs(tmp_path / "run")
+    kwargs["train_dataset"] = data.DatasetConfig(
+        tiny.TEST_TASK, {"inputs": 32, "targets": 32, "answers": 8})
+    with pytest.raises(ValueError, match=r"TASK_FEATURE_LENGTHS has \['answers'\]"):
+        train.train(**kwargs)
+    _assert_nothing_written(tmp_path / "run")
+
+
+def test_vocabulary_larger_than_the_model(tmp_path):
+    kwargs = tiny.train_kwargs(tmp_path / "run", model_config=tiny.model_config(vocab_size=128))
+    with pytest.raises(ValueError, match="vocabulary of 259 ids but the model's vocab_size is 128"):
+        train.train(**kwargs)
+
+
+def test_model_dir_of_a_different_model_shape(tmp_path):
+    model_dir = tmp_path / "run"
+    train.train(**tiny.train_kwargs(model_dir, steps=2))
+    step_dir = model_dir / "checkpoints" / "2"
+    before = sorted((str(p), p.stat().st_mtime_ns) for p in step_dir.rglob("*"))
+    bigger = tiny.train_kwargs(model_dir, steps=4, model_config=tiny.model_config(emb_dim=64))
+    with pytest.raises(checkpointing.ShapeMismatchError,
+                       match=r"different shape.*decoder/decoder_norm/scale: checkpoint \(32,\) "
+                             r"vs model \(64,\).*Nothing was changed on disk"):
+        train.train(**bigger)
+    after = sorted((str(p), p.stat().st_mtime_ns) for p in step_dir.rglob("*"))
+    assert before == after
+    assert checkpointing.Checkpointer(str(model_dir)).all_steps() == [2]
