@@ -105,8 +105,8 @@ def loss_sums(params: Any, batch: Batch, *, model: t5.Transformer, loss_config: 
               dropout_rng: jax.Array | None) -> tuple[jax.Array, dict[str, jax.Array]]:
     """Summed (not yet normalised) loss over a batch, plus summed statistics.
 
-    Returns (loss_sum, stats) with stats = {loss, z_loss, correct, tokens}, all scalar sums
-    over real target tokens, so microbatches and hosts can be added up before normalising.
+    Returns (loss_sum, stats) with stats = {loss, z_loss, correct, tokens, input_tokens}, all
+    scalar sums, so microbatches and hosts can be added up before normalising.
     """
     logits = model.apply(
         {"params": params}, **_model_inputs(batch),
@@ -121,6 +121,7 @@ def loss_sums(params: Any, batch: Batch, *, model: t5.Transformer, loss_config: 
         "z_loss": (z * weights).sum(),
         "correct": (correct * weights).sum(),
         "tokens": weights.sum(),
+        "input_tokens": (batch["encoder_input_tokens"] > 0).sum().astype(jnp.float32),
     }
     return stats["loss"], stats
 
@@ -162,7 +163,8 @@ def train_step(state: TrainState, batch: Batch, dropout_key: jax.Array, *,
     normaliser of the whole batch, so num_microbatches changes memory use, not the update.
     dropout_key is folded with the step, so a resumed run draws the same dropout masks.
 
-    Returns the new state and scalar metrics {loss, z_loss, accuracy, tokens, grad_norm}.
+    Returns the new state and scalar metrics
+    {loss, z_loss, accuracy, tokens, input_tokens, grad_norm}.
     """
     step_key = jax.random.fold_in(dropout_key, state.step)
     grad_fn = jax.grad(loss_sums, has_aux=True)
@@ -182,8 +184,8 @@ def train_step(state: TrainState, batch: Batch, dropout_key: jax.Array, *,
             grads, stats = microbatch_grads(micro_batch, index)
             return jax.tree.map(jnp.add, carry, (grads, stats)), None
 
-        zeros = jax.tree.map(jnp.zeros_like, (state.params, {
-            "loss": 0.0, "z_loss": 0.0, "correct": 0.0, "tokens": 0.0}))
+        stat_names = ("loss", "z_loss", "correct", "tokens", "input_tokens")
+        zeros = jax.tree.map(jnp.zeros_like, (state.params, dict.fromkeys(stat_names, 0.0)))
         (grads, stats), _ = jax.lax.scan(
             accumulate, zeros, (micro, jnp.arange(num_microbatches)))
 
@@ -201,7 +203,8 @@ def _summarise(stats: Mapping[str, jax.Array], grads: Any) -> dict[str, jax.Arra
         "loss": stats["loss"] / tokens,  # per real target token, whatever the normaliser
         "z_loss": stats["z_loss"] / tokens,
         "accuracy": stats["correct"] / tokens,
-        "tokens": stats["tokens"],
+        "tokens": stats["tokens"],  # real target tokens
+        "input_tokens": stats["input_tokens"],  # real (non-padding) input tokens
     }
     if grads is not None:
         metrics["grad_norm"] = optax.global_norm(grads)

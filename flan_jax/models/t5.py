@@ -1,0 +1,582 @@
+"""The T5 encoder-decoder (v1.0 and v1.1) in flax.linen, with T5X parameter names.
+
+Parameters are always float32; activations run in `T5Config.dtype` (inputs and kernels are
+cast at each matmul, as in T5X). Every parameter and the main activations carry T5X logical
+axis names, so flan_jax/partitioning.py can shard them; without a mesh the annotations are
+no-ops.
+
+Inputs follow seqio's EncDecFeatureConverter: int32 [batch, length] token ids with 0 as
+padding, optionally packed (several examples per row, told apart by segment ids). All masks
+are derived from the tokens and segment ids, so a packed row gives the same per-token logits
+as its examples run one by one.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Callable
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+# Added to the logits of masked attention pairs; finite so fully masked rows stay NaN-free.
+NEG_INF = -1e10
+_DTYPES = {"bfloat16": jnp.bfloat16, "float32": jnp.float32}
+_ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
+    # Tanh approximation, as T5X (flax's default) and HF's "gelu_new".
+    "gelu": lambda x: jax.nn.gelu(x, approximate=True),
+    "relu": jax.nn.relu,
+    "silu": jax.nn.silu,
+    "linear": lambda x: x,
+}
+_REMAT_POLICIES = {
+    "full": None,  # save nothing: recompute the whole layer on the backward pass
+    "dots": jax.checkpoint_policies.checkpoint_dots_with_no_batch_dims,
+}
+_SIZE_FIELDS = ("vocab_size", "emb_dim", "num_heads", "num_encoder_layers",
+                "num_decoder_layers", "head_dim", "mlp_dim", "relative_attention_num_buckets",
+                "relative_attention_max_distance")
+
+
+@dataclasses.dataclass(frozen=True)
+class T5Config:
+    """Hyperparameters of a T5 model. The defaults are T5 v1.1 small (76,961,152 params).
+
+    Attributes:
+      vocab_size: embedding rows (seqio's T5 vocabulary pads 32100 to 32128).
+      emb_dim: d_model.
+      num_heads: attention heads.
+      num_encoder_layers / num_decoder_layers: blocks per stack.
+      head_dim: d_kv, the size of one head.
+      mlp_dim: d_ff.
+      mlp_activations: one input projection per entry, multiplied together; ("gelu", "linear")
+        is v1.1's gated GELU, ("relu",) is v1.0.
+      dropout_rate: used everywhere T5X applies dropout.
+      logits_via_embedding: tie the output projection to the input embedding (v1.0).
+      dtype: activation dtype, "bfloat16" or "float32". Parameters are always float32.
+      float32_attention_logits: compute q.k in float32 even when dtype is bfloat16.
+      relative_attention_num_buckets / relative_attention_max_distance: T5 position buckets.
+      remat_policy: "none", "full" (recompute each layer) or "dots" (keep matmul outputs
+        without batch dimensions, recompute the rest).
+    """
+
+    vocab_size: int = 32128
+    emb_dim: int = 512
+    num_heads: int = 6
+    num_encoder_layers: int = 8
+    num_decoder_layers: int = 8
+    head_dim: int = 64
+    mlp_dim: int = 1024
+    mlp_activations: tuple[str, ...] = ("gelu", "linear")
+    dropout_rate: float = 0.0
+    logits_via_embedding: bool = False
+    dtype: str = "bfloat16"
+    float32_attention_logits: bool = True
+    relative_attention_num_buckets: int = 32
+    relative_attention_max_distance: int = 128
+    remat_policy: str = "none"
+
+    def __post_init__(self):
+        # gin and JSON give lists; the config must stay hashable (flax modules hash it).
+        object.__setattr__(self, "mlp_activations", tuple(self.mlp_activations))
+        for name in _SIZE_FIELDS:
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+                raise ValueError(f"T5Config.{name} must be a positive integer, got {value!r}.")
+        if not self.mlp_activations:
+            raise ValueError("T5Config.mlp_activations must name at least one activation, e.g. "
+                             "('gelu', 'linear') for T5 v1.1 or ('relu',) for T5 v1.0.")
+        unknown = [a for a in self.mlp_activations if a not in _ACTIVATIONS]
+        if unknown:
+            raise ValueError(f"T5Config.mlp_activations has unknown names {unknown}; "
+                             f"choose from {sorted(_ACTIVATIONS)}.")
+        if not 0.0 <= self.dropout_rate < 1.0:
+            raise ValueError(f"T5Config.dropout_rate must be in [0, 1), got {self.dropout_rate}.")
+        if self.dtype not in _DTYPES:
+            raise ValueError(f"T5Config.dtype must be one of {sorted(_DTYPES)}, got "
+                             f"{self.dtype!r} (float16 overflows in T5's activations).")
+        if self.remat_policy not in ("none", *_REMAT_POLICIES):
+            raise ValueError(f"T5Config.remat_policy must be 'none', 'full' or 'dots', got "
+                             f"{self.remat_policy!r}.")
+        self._check_buckets()
+
+    def _check_buckets(self):
+        # The encoder gives half the buckets to each direction and half of those to exact
+        # offsets; the log-spaced range needs at least one exact bucket and must reach past it.
+        buckets, max_distance = (self.relative_attention_num_buckets,
+                                 self.relative_attention_max_distance)
+        if buckets < 4 or buckets % 2:
+            raise ValueError("T5Config.relative_attention_num_buckets must be even and >= 4, "
+                             f"got {buckets} (T5 uses 32).")
+        if max_distance <= buckets // 2:
+            raise ValueError("T5Config.relative_attention_max_distance must exceed "
+                             f"relative_attention_num_buckets // 2 = {buckets // 2}, got "
+                             f"{max_distance} (T5 uses 128).")
+
+    @property
+    def activation_dtype(self) -> jnp.dtype:
+        return _DTYPES[self.dtype]
+
+    def num_params(self) -> int:
+        """Exact number of scalars in the parameter tree."""
+        d, joined, relpos = self.emb_dim, self.num_heads * self.head_dim, (
+            self.num_heads * self.relative_attention_num_buckets)
+        attention = 4 * d * joined
+        mlp = (len(self.mlp_activations) + 1) * d * self.mlp_dim
+        encoder_layer = attention + mlp + 2 * d
+        decoder_layer = 2 * attention + mlp + 3 * d
+        total = self.vocab_size * d  # shared token embedding
+        total += self.num_encoder_layers * encoder_layer + relpos + d
+        total += self.num_decoder_layers * decoder_layer + relpos + d
+        if not self.logits_via_embedding:
+            total += d * self.vocab_size
+        return total
+
+
+# ----------------------------------------------------------------------------------------
+# Building blocks
+# ----------------------------------------------------------------------------------------
+
+def _kernel_init(scale: float = 1.0, distribution: str = "truncated_normal"):
+    return nn.initializers.variance_scaling(scale, "fan_in", distribution)
+
+
+class Dense(nn.Module):
+    """A bias-free [in, features] projection with a float32 kernel, computed in `dtype`.
+
+    output_dtype, if set, is the matmul's accumulation and result dtype (float32 for logits).
+    """
+
+    features: int
+    kernel_axes: tuple[str, str]
+    dtype: jnp.dtype
+    kernel_init: Callable = _kernel_init()
+    output_dtype: jnp.dtype | None = None
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        """[..., in] -> [..., features]."""
+        kernel = self.param("kernel", nn.with_logical_partitioning(self.kernel_init,
+                                                                   self.kernel_axes),
+                            (x.shape[-1], self.features), jnp.float32)
+        return jnp.dot(x.astype(self.dtype), kernel.astype(self.dtype),
+                       preferred_element_type=self.output_dtype)
+
+
+class RMSNorm(nn.Module):
+    """T5's layer norm: scale by the root mean square; no mean subtraction, no bias."""
+
+    dtype: jnp.dtype
+    epsilon: float = 1e-6
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        """[..., embed] -> [..., embed] in dtype; statistics in float32."""
+        scale = self.param("scale", nn.with_logical_partitioning(nn.initializers.ones,
+                                                                 ("embed",)),
+                           (x.shape[-1],), jnp.float32)
+        x = x.astype(jnp.float32)
+        x = x * jax.lax.rsqrt(jnp.mean(jnp.square(x), axis=-1, keepdims=True) + self.epsilon)
+        return x.astype(self.dtype) * scale.astype(self.dtype)
+
+
+class Embed(nn.Module):
+    """Token embedding, also usable as the tied output projection (T5 v1.0)."""
+
+    num_embeddings: int
+    features: int
+    dtype: jnp.dtype
+
+    def setup(self):
+        self.embedding = self.param(
+            "embedding",
+            nn.with_logical_partitioning(nn.initializers.normal(stddev=1.0), ("vocab", "embed")),
+            (self.num_embeddings, self.features), jnp.float32)
+
+    def __call__(self, tokens: jax.Array) -> jax.Array:
+        """[batch, length] int32 -> [batch, length, embed] in dtype."""
+        # A gather: a one-hot matmul would cost batch*length*vocab*embed FLOPs.
+        return jnp.take(self.embedding, tokens, axis=0).astype(self.dtype)
+
+    def attend(self, x: jax.Array) -> jax.Array:
+        """[batch, length, embed] -> [batch, length, vocab] float32 logits."""
+        return jnp.dot(x.astype(self.dtype), self.embedding.astype(self.dtype).T,
+                       preferred_element_type=jnp.float32)
+
+
+def relative_position_bucket(relative_position: jax.Array, *, bidirectional: bool,
+                             num_buckets: int, max_distance: int) -> jax.Array:
+    """T5's bucket of each relative position (key position - query position).
+
+    Offsets below max_exact get one bucket each; larger ones share log-spaced buckets up to
+    max_distance, beyond which everything falls in the last bucket. Bidirectional (encoder)
+    gives half the buckets to keys after the query; causal (decoder) sends every future
+    offset to bucket 0, where the causal mask hides it anyway.
+
+    Args:
+      relative_position: int array of any shape.
+    Returns:
+      int32 array of the same shape with values in [0, num_buckets).
+    """
+    distance = -relative_position  # > 0 for keys before the query
+    bucket = jnp.zeros_like(relative_position)
+    if bidirectional:
+        num_buckets //= 2
+        bucket += (distance < 0).astype(bucket.dtype) * num_buckets
+        distance = jnp.abs(distance)
+    else:
+        distance = jnp.maximum(distance, 0)
+    max_exact = num_buckets // 2
+    # eps keeps log() finite at distance 0; that case takes the exact branch anyway.
+    log_ratio = jnp.log(distance.astype(jnp.float32) / max_exact + jnp.finfo(jnp.float32).eps)
+    large = max_exact + (log_ratio / math.log(max_distance / max_exact)
+                         * (num_buckets - max_exact)).astype(bucket.dtype)
+    large = jnp.minimum(large, num_buckets - 1)
+    return (bucket + jnp.where(distance < max_exact, distance, large)).astype(jnp.int32)
+
+
+class RelativePositionBias(nn.Module):
+    """A learned per-head scalar for each relative-position bucket, shared by a whole stack."""
+
+    num_heads: int
+    num_buckets: int
+    max_distance: int
+    bidirectional: bool
+
+    @nn.compact
+    def __call__(self, query_length: int, key_length: int) -> jax.Array:
+        """Returns the float32 bias [1, heads, query_length, key_length]."""
+        table = self.param(
+            "rel_embedding",
+            nn.with_logical_partitioning(nn.initializers.variance_scaling(1.0, "fan_avg",
+                                                                          "uniform"),
+                                         ("heads", "relpos_buckets")),
+            (self.num_heads, self.num_buckets), jnp.float32)
+        # Offsets within a row equal offsets within a packed segment; cross-segment pairs
+        # are masked, so positions from arange are right with packing too.
+        relative = jnp.arange(key_length)[None, :] - jnp.arange(query_length)[:, None]
+        buckets = relative_position_bucket(relative, bidirectional=self.bidirectional,
+                                           num_buckets=self.num_buckets,
+                                           max_distance=self.max_distance)
+        return jnp.take(table, buckets, axis=1)[None]
+
+
+class MultiHeadAttention(nn.Module):
+    """T5 attention: no biases, no 1/sqrt(head_dim) at run time (folded into the query init)."""
+
+    config: T5Config
+
+    @nn.compact
+    def __call__(self, inputs_q: jax.Array, inputs_kv: jax.Array, mask: jax.Array,
+                 bias: jax.Array | None, deterministic: bool) -> jax.Array:
+        """Attends from inputs_q [batch, q_len, embed] to inputs_kv [batch, kv_len, embed].
+
+        Args:
+          mask: bool [batch, 1, q_len, kv_len], True where attention is allowed.
+          bias: optional float32 [1, heads, q_len, kv_len] relative position bias.
+        Returns:
+          [batch, q_len, embed] in the activation dtype.
+        """
+        cfg, dtype = self.config, self.config.activation_dtype
+        joined = cfg.num_heads * cfg.head_dim
+        axes = ("embed", "joined_kv")
+        # T5X scales the query init instead of the logits, so checkpoints need no rescaling.
+        query_init = lambda *a: _kernel_init(1.0, "normal")(*a) / math.sqrt(cfg.head_dim)
+        query = Dense(joined, axes, dtype, query_init, name="query")(inputs_q)
+        key = Dense(joined, axes, dtype, _kernel_init(1.0, "normal"), name="key")(inputs_kv)
+        value = Dense(joined, axes, dtype, _kernel_init(1.0, "normal"), name="value")(inputs_kv)
+        query, key, value = (self._split_heads(x) for x in (query, key, value))
+
+        weights = self._attention_weights(query, key, mask, bias, deterministic)
+        context = jnp.einsum("bhqk,bkhd->bqhd", weights.astype(dtype), value)
+        context = context.reshape(context.shape[:2] + (joined,))
+        out = Dense(cfg.emb_dim, ("joined_kv", "embed"), dtype, _kernel_init(1.0, "normal"),
+                    name="out")(context)
+        return nn.with_logical_constraint(out, ("batch", "length", "embed"))
+
+    def _split_heads(self, x: jax.Array) -> jax.Array:
+        """[batch, length, heads * head_dim] -> [batch, length, heads, head_dim]."""
+        x = x.reshape(x.shape[:2] + (self.config.num_heads, self.config.head_dim))
+        return nn.with_logical_constraint(x, ("batch", "length", "heads", "kv"))
+
+    def _attention_weights(self, query: jax.Array, key: jax.Array, mask: jax.Array,
+                           bias: jax.Array | None, deterministic: bool) -> jax.Array:
+        """float32 softmax weights [batch, heads, q_len, kv_len], with dropout."""
+        cfg = self.config
+        if cfg.float32_attention_logits:
+            query, key = query.astype(jnp.float32), key.astype(jnp.float32)
+        logits = jnp.einsum("bqhd,bkhd->bhqk", query, key).astype(jnp.float32)
+        logits += jnp.where(mask, 0.0, NEG_INF)
+        if bias is not None:
+            logits += bias
+        weights = jax.nn.softmax(logits, axis=-1)
+        if deterministic or cfg.dropout_rate == 0.0:
+            return weights
+        # As T5X: one mask per (batch, head, key), shared by all queries.
+        keep_prob = 1.0 - cfg.dropout_rate
+        shape = weights.shape[:2] + (1,) + weights.shape[3:]
+        keep = jax.random.bernoulli(self.make_rng("dropout"), keep_prob, shape)
+        return jnp.where(keep, weights / keep_prob, 0.0)
+
+
+class MlpBlock(nn.Module):
+    """Feed-forward block: product of activated input projections, dropout, output projection."""
+
+    config: T5Config
+
+    @nn.compact
+    def __call__(self, x: jax.Array, deterministic: bool) -> jax.Array:
+        """[batch, length, embed] -> [batch, length, embed]."""
+        cfg, dtype = self.config, self.config.activation_dtype
+        activations = cfg.mlp_activations
+        hidden = None
+        for i, name in enumerate(activations):
+            # T5X names a single projection `wi` and gated ones `wi_0`, `wi_1`, ...
+            dense_name = "wi" if len(activations) == 1 else f"wi_{i}"
+            h = _ACTIVATIONS[name](Dense(cfg.mlp_dim, ("embed", "mlp"), dtype,
+                                         name=dense_name)(x))
+            hidden = h if hidden is None else hidden * h
+        hidden = nn.with_logical_constraint(hidden, ("batch", "length", "mlp"))
+        hidden = _dropout(cfg, hidden, deterministic)
+        out = Dense(cfg.emb_dim, ("mlp", "embed"), dtype, name="wo")(hidden)
+        return nn.with_logical_constraint(out, ("batch", "length", "embed"))
+
+
+def _dropout(cfg: T5Config, x: jax.Array, deterministic: bool) -> jax.Array:
+    # T5X broadcasts dropout masks over the length axis (one mask per row and feature).
+    return nn.Dropout(rate=cfg.dropout_rate, broadcast_dims=(-2,))(x, deterministic=deterministic)
+
+
+# ----------------------------------------------------------------------------------------
+# Layers and stacks
+# ----------------------------------------------------------------------------------------
+
+class EncoderLayer(nn.Module):
+    """Pre-norm self-attention block and MLP block, each with a residual connection."""
+
+    config: T5Config
+
+    @nn.compact
+    def __call__(self, x: jax.Array, mask: jax.Array, bias: jax.Array,
+                 deterministic: bool) -> jax.Array:
+        """x [batch, length, embed]; mask [batch, 1, length, length]; bias [1, heads, l, l]."""
+        cfg, dtype = self.config, self.config.activation_dtype
+        y = RMSNorm(dtype, name="pre_attention_layer_norm")(x)
+        y = MultiHeadAttention(cfg, name="attention")(y, y, mask, bias, deterministic)
+        x = x + _dropout(cfg, y, deterministic)
+        y = RMSNorm(dtype, name="pre_mlp_layer_norm")(x)
+        y = MlpBlock(cfg, name="mlp")(y, deterministic)
+        x = x + _dropout(cfg, y, deterministic)
+        return nn.with_logical_constraint(x, ("batch", "length", "embed"))
+
+
+class DecoderLayer(nn.Module):
+    """Causal self-attention, cross-attention to the encoder, then MLP; all pre-norm."""
+
+    config: T5Config
+
+    @nn.compact
+    def __call__(self, x: jax.Array, encoded: jax.Array, self_mask: jax.Array,
+                 cross_mask: jax.Array, bias: jax.Array, deterministic: bool) -> jax.Array:
+        """x [batch, dec_len, embed]; encoded [batch, enc_len, embed].
+
+        self_mask [batch, 1, dec_len, dec_len]; cross_mask [batch, 1, dec_len, enc_len];
+        bias [1, heads, dec_len, dec_len] for self-attention only.
+        """
+        cfg, dtype = self.config, self.config.activation_dtype
+        y = RMSNorm(dtype, name="pre_self_attention_layer_norm")(x)
+        y = MultiHeadAttention(cfg, name="self_attention")(y, y, self_mask, bias, deterministic)
+        x = x + _dropout(cfg, y, deterministic)
+        y = RMSNorm(dtype, name="pre_cross_attention_layer_norm")(x)
+        y = MultiHeadAttention(cfg, name="encoder_decoder_attention")(
+            y, encoded, cross_mask, None, deterministic)
+        x = x + _dropout(cfg, y, deterministic)
+        y = RMSNorm(dtype, name="pre_mlp_layer_norm")(x)
+        y = MlpBlock(cfg, name="mlp")(y, deterministic)
+        x = x + _dropout(cfg, y, deterministic)
+        return nn.with_logical_constraint(x, ("batch", "length", "embed"))
+
+
+def _maybe_remat(layer_class: type[nn.Module], cfg: T5Config,
+                 deterministic_argnum: int) -> type[nn.Module]:
+    """Wraps a layer class in nn.remat per cfg.remat_policy; param names are unchanged.
+
+    deterministic_argnum counts `self` as 0; that bool must be static to pick the branch.
+    """
+    if cfg.remat_policy == "none":
+        return layer_class
+    return nn.remat(layer_class, policy=_REMAT_POLICIES[cfg.remat_policy],
+                    static_argnums=(deterministic_argnum,))
+
+
+class Encoder(nn.Module):
+    """Embedding dropout, a stack of EncoderLayers sharing one position bias, final norm."""
+
+    config: T5Config
+    shared_embedding: Embed
+
+    @nn.compact
+    def __call__(self, tokens: jax.Array, mask: jax.Array, deterministic: bool) -> jax.Array:
+        """tokens [batch, length]; mask [batch, 1, length, length] -> [batch, length, embed]."""
+        cfg = self.config
+        x = self.shared_embedding(tokens)
+        x = _dropout(cfg, x, deterministic)
+        x = nn.with_logical_constraint(x, ("batch", "length", "embed"))
+        bias = RelativePositionBias(cfg.num_heads, cfg.relative_attention_num_buckets,
+                                    cfg.relative_attention_max_distance, bidirectional=True,
+                                    name="relpos_bias")(tokens.shape[1], tokens.shape[1])
+        layer_class = _maybe_remat(EncoderLayer, cfg, deterministic_argnum=4)
+        for i in range(cfg.num_encoder_layers):
+            x = layer_class(cfg, name=f"layers_{i}")(x, mask, bias, deterministic)
+        x = RMSNorm(cfg.activation_dtype, name="encoder_norm")(x)
+        return _dropout(cfg, x, deterministic)
+
+
+class Decoder(nn.Module):
+    """Decoder stack and output projection (tied to the embedding or `logits_dense`)."""
+
+    config: T5Config
+    shared_embedding: Embed
+
+    @nn.compact
+    def __call__(self, encoded: jax.Array, tokens: jax.Array, self_mask: jax.Array,
+                 cross_mask: jax.Array, deterministic: bool) -> jax.Array:
+        """encoded [batch, enc_len, embed]; tokens [batch, dec_len] (inputs, shifted right).
+
+        Returns float32 logits [batch, dec_len, vocab].
+        """
+        cfg = self.config
+        y = self.shared_embedding(tokens)
+        y = _dropout(cfg, y, deterministic)
+        y = nn.with_logical_constraint(y, ("batch", "length", "embed"))
+        bias = RelativePositionBias(cfg.num_heads, cfg.relative_attention_num_buckets,
+                                    cfg.relative_attention_max_distance, bidirectional=False,
+                                    name="relpos_bias")(tokens.shape[1], tokens.shape[1])
+        layer_class = _maybe_remat(DecoderLayer, cfg, deterministic_argnum=6)
+        for i in range(cfg.num_decoder_layers):
+            y = layer_class(cfg, name=f"layers_{i}")(
+                y, encoded, self_mask, cross_mask, bias, deterministic)
+        y = RMSNorm(cfg.activation_dtype, name="decoder_norm")(y)
+        y = _dropout(cfg, y, deterministic)
+        if cfg.logits_via_embedding:
+            # Tied weights: rescale, since the embedding's entries have stddev 1.
+            logits = self.shared_embedding.attend(y) / math.sqrt(cfg.emb_dim)
+        else:
+            # float32 accumulation and output: the loss needs precise logits.
+            logits = Dense(cfg.vocab_size, ("embed", "vocab"), cfg.activation_dtype,
+                           output_dtype=jnp.float32, name="logits_dense")(y)
+        return nn.with_logical_constraint(logits, ("batch", "length", "vocab"))
+
+
+# ----------------------------------------------------------------------------------------
+# Masks: bool [batch, 1, q_len, kv_len] (the 1 broadcasts over heads), True = may attend.
+# ----------------------------------------------------------------------------------------
+
+def _pair_mask(query: jax.Array, key: jax.Array,
+               pair_fn: Callable[[jax.Array, jax.Array], jax.Array] = jnp.logical_and
+               ) -> jax.Array:
+    """[batch, q_len], [batch, kv_len] -> [batch, 1, q_len, kv_len] of pair_fn(query, key)."""
+    return pair_fn(query[:, None, :, None], key[:, None, None, :])
+
+
+def encoder_self_mask(tokens: jax.Array, segment_ids: jax.Array | None = None) -> jax.Array:
+    """Both tokens real (id > 0) and, when packed, in the same segment."""
+    mask = _pair_mask(tokens > 0, tokens > 0)
+    if segment_ids is not None:
+        mask &= _pair_mask(segment_ids, segment_ids, jnp.equal)
+    return mask
+
+
+def decoder_self_mask(target_tokens: jax.Array,
+                      segment_ids: jax.Array | None = None) -> jax.Array:
+    """Causal, both positions real and, when packed, in the same segment.
+
+    Realness comes from the targets: the shifted-right inputs start each segment with id 0.
+    """
+    length = target_tokens.shape[1]
+    causal = jnp.arange(length)[None, :] <= jnp.arange(length)[:, None]  # [q_len, kv_len]
+    mask = _pair_mask(target_tokens > 0, target_tokens > 0) & causal
+    if segment_ids is not None:
+        mask &= _pair_mask(segment_ids, segment_ids, jnp.equal)
+    return mask
+
+
+def cross_attention_mask(target_tokens: jax.Array, encoder_tokens: jax.Array,
+                         decoder_segment_ids: jax.Array | None = None,
+                         encoder_segment_ids: jax.Array | None = None) -> jax.Array:
+    """Real decoder position to real encoder token, of the same example when packed."""
+    if (decoder_segment_ids is None) != (encoder_segment_ids is None):
+        raise ValueError("Packed batches need both encoder_segment_ids and decoder_segment_ids "
+                         "(or neither, when unpacked); got only one of them.")
+    mask = _pair_mask(target_tokens > 0, encoder_tokens > 0)
+    if decoder_segment_ids is not None:
+        mask &= _pair_mask(decoder_segment_ids, encoder_segment_ids, jnp.equal)
+    return mask
+
+
+# ----------------------------------------------------------------------------------------
+# The model
+# ----------------------------------------------------------------------------------------
+
+class Transformer(nn.Module):
+    """T5 encoder-decoder. Call it, or apply `encode` / `decode` separately.
+
+    Dropout draws from the 'dropout' rng when enable_dropout is True and dropout_rate > 0.
+    Positions are accepted for packed batches but not needed: relative attention uses
+    in-row offsets, which equal in-segment offsets wherever the mask lets attention through.
+    """
+
+    config: T5Config
+
+    def setup(self):
+        cfg = self.config
+        self.token_embedder = Embed(cfg.vocab_size, cfg.emb_dim, cfg.activation_dtype)
+        self.encoder = Encoder(cfg, shared_embedding=self.token_embedder)
+        self.decoder = Decoder(cfg, shared_embedding=self.token_embedder)
+
+    def encode(self, encoder_input_tokens: jax.Array,
+               encoder_segment_ids: jax.Array | None = None,
+               encoder_positions: jax.Array | None = None, *,
+               enable_dropout: bool = True) -> jax.Array:
+        """int32 [batch, enc_len] tokens (and segment ids) -> [batch, enc_len, emb_dim]."""
+        del encoder_positions  # see the class docstring
+        mask = encoder_self_mask(encoder_input_tokens, encoder_segment_ids)
+        return self.encoder(encoder_input_tokens, mask, not enable_dropout)
+
+    def decode(self, encoded: jax.Array, encoder_input_tokens: jax.Array,
+               decoder_input_tokens: jax.Array, decoder_target_tokens: jax.Array,
+               encoder_segment_ids: jax.Array | None = None,
+               decoder_segment_ids: jax.Array | None = None,
+               decoder_positions: jax.Array | None = None, *,
+               enable_dropout: bool = True) -> jax.Array:
+        """Teacher-forced decoder pass.
+
+        Args:
+          encoded: [batch, enc_len, emb_dim] from `encode`.
+          encoder_input_tokens: int32 [batch, enc_len], for the cross-attention mask.
+          decoder_input_tokens: int32 [batch, dec_len], the targets shifted right.
+          decoder_target_tokens: int32 [batch, dec_len], for the masks only.
+        Returns:
+          float32 logits [batch, dec_len, vocab].
+        """
+        del decoder_positions  # see the class docstring
+        self_mask = decoder_self_mask(decoder_target_tokens, decoder_segment_ids)
+        cross_mask = cross_attention_mask(decoder_target_tokens, encoder_input_tokens,
+                                          decoder_segment_ids, encoder_segment_ids)
+        return self.decoder(encoded, decoder_input_tokens, self_mask, cross_mask,
+                            not enable_dropout)
+
+    def __call__(self, encoder_input_tokens: jax.Array, decoder_input_tokens: jax.Array,
+                 decoder_target_tokens: jax.Array,
+                 encoder_segment_ids: jax.Array | None = None,
+                 decoder_segment_ids: jax.Array | None = None,
+                 encoder_positions: jax.Array | None = None,
+                 decoder_positions: jax.Array | None = None, *,
+                 enable_dropout: bool = True) -> jax.Array:
+        """Full forward pass: int32 [batch, length] features -> float32 [batch, dec_len, vocab]."""
+        encoded = self.encode(encoder_input_tokens, encoder_segment_ids, encoder_positions,
+                              enable_dropout=enable_dropout)
+        return self.decode(encoded, encoder_input_tokens, decoder_input_tokens,
+                           decoder_target_tokens, encoder_segment_ids, decoder_segment_ids,
+                           decoder_positions, enable_dropout=enable_dropout)
