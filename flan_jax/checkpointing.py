@@ -23,6 +23,7 @@ from typing import Any, Mapping
 
 import jax
 import orbax.checkpoint as ocp
+from etils import epath
 
 CHECKPOINT_SUBDIR = "checkpoints"
 
@@ -48,6 +49,11 @@ class CheckpointConfig:
             raise ValueError(f"keep must be None or >= 1, got {self.keep}.")
 
 
+def absolute_path(path: str) -> str:
+    """Local paths made absolute; URLs (gs://..., the usual MODEL_DIR on TPU) kept as given."""
+    return path if "://" in path else os.path.abspath(path)
+
+
 class ShapeMismatchError(ValueError):
     """A checkpoint's parameters do not fit the configured model."""
 
@@ -56,7 +62,7 @@ class Checkpointer:
     """Saves and restores {state, data} under `<model_dir>/checkpoints`."""
 
     def __init__(self, model_dir: str, config: CheckpointConfig = CheckpointConfig()):
-        self.directory = os.path.join(os.path.abspath(model_dir), CHECKPOINT_SUBDIR)
+        self.directory = os.path.join(absolute_path(model_dir), CHECKPOINT_SUBDIR)
         self.config = config
         self._manager = ocp.CheckpointManager(
             self.directory,
@@ -131,16 +137,14 @@ def check_param_shapes(manager: ocp.CheckpointManager, step: int, abstract_param
 
 def resolve_initial_checkpoint(path: str) -> tuple[str, int]:
     """A run dir, its checkpoints/ dir or a step dir -> (checkpoints dir, step)."""
-    path = os.path.abspath(path)
-    candidates = [os.path.join(path, CHECKPOINT_SUBDIR), path]
-    for directory in candidates:
-        if os.path.isdir(directory):
+    root = epath.Path(absolute_path(path))
+    for directory in (root / CHECKPOINT_SUBDIR, root):
+        if directory.is_dir():
             steps = ocp.utils.checkpoint_steps(directory)
             if steps:
-                return directory, max(steps)
-    parent, name = os.path.split(path.rstrip("/"))
-    if name.isdigit() and os.path.isdir(path):
-        return parent, int(name)
+                return str(directory), max(steps)
+    if root.name.isdigit() and root.is_dir():
+        return str(root.parent), int(root.name)
     raise FileNotFoundError(
         f"INITIAL_CHECKPOINT_PATH={path!r} holds no flan_jax checkpoint. Give a run directory "
         "(MODEL_DIR of an earlier run), its checkpoints/ directory, or one step directory "

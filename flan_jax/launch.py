@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import logging
 import os
 from typing import Sequence
 
@@ -119,3 +120,22 @@ def check_required_macros(names: Sequence[str]) -> None:
             f"Required gin macro(s) not set: {', '.join(missing)}. Set them in an experiment "
             f"gin file or on the command line, e.g. {example} (strings need inner quotes: "
             "--gin.MODEL_DIR=\"'/tmp/run'\").")
+
+
+# seqio warnings that are expected for generated (FunctionDataSource) tasks and say nothing
+# actionable in a launch; everything else from absl still shows.
+_EXPECTED_SEQIO_WARNINGS = (
+    "not cached so using number of input examples",  # mixing rates from input counts
+    "Using an uncached FunctionDataset for training",  # generated data, shuffled after
+    "will be removed during packing",  # *_pretokenized strings are not model inputs
+)
+
+
+class _DropExpectedSeqioWarnings(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        return not any(text in message for text in _EXPECTED_SEQIO_WARNINGS)
+
+
+def quiet_expected_warnings() -> None:
+    logging.getLogger("absl").addFilter(_DropExpectedSeqioWarnings())

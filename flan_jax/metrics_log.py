@@ -1,6 +1,8 @@
 """Where training metrics go: MODEL_DIR/metrics.jsonl, TensorBoard events, a progress bar.
 
-Only process 0 writes; every process may call these methods.
+Only process 0 writes; every process may call these methods. Files go through tf.io.gfile so
+MODEL_DIR may be a gs:// bucket; object stores cannot append, so there metrics.jsonl is
+rewritten whole at each log step (small: one line per logged step).
 """
 from __future__ import annotations
 
@@ -27,8 +29,13 @@ class MetricsLog:
         self._file = self._summary_writer = self._bar = None
         if not self.is_writer:
             return
-        os.makedirs(model_dir, exist_ok=True)
-        self._file = open(self.path, "a", encoding="utf-8")
+        tf.io.gfile.makedirs(model_dir)
+        self._appendable = "://" not in self.path
+        if self._appendable:
+            self._file = open(self.path, "a", encoding="utf-8")
+        else:  # keep earlier records of a resumed run, rewrite on each write
+            self._records = (tf.io.gfile.GFile(self.path).read().splitlines()
+                             if tf.io.gfile.exists(self.path) else [])
         self._summary_writer = tf.summary.create_file_writer(self.tensorboard_dir)
         if progress_bar is None:
             progress_bar = sys.stderr.isatty()
@@ -39,9 +46,17 @@ class MetricsLog:
     def write(self, step: int, metrics: Mapping[str, float]) -> None:
         if not self.is_writer:
             return
-        record = {"step": int(step), **{k: float(v) for k, v in metrics.items()}}
-        self._file.write(json.dumps(record) + "\n")
-        self._file.flush()
+        line = json.dumps({"step": int(step), **{k: float(v) for k, v in metrics.items()}})
+        if self._appendable:
+            self._file.write(line + "\n")
+            self._file.flush()
+        else:
+            self._records.append(line)
+            # Write then rename: a reader (or a preemption) never sees a half-written file.
+            staging = self.path + ".tmp"
+            with tf.io.gfile.GFile(staging, "w") as f:
+                f.write("\n".join(self._records) + "\n")
+            tf.io.gfile.rename(staging, self.path, overwrite=True)
         with self._summary_writer.as_default(step=step):
             for name, value in metrics.items():
                 tf.summary.scalar(name, value)
@@ -75,5 +90,5 @@ class MetricsLog:
 
 def read_metrics(model_dir: str) -> list[dict]:
     """All records of MODEL_DIR/metrics.jsonl, oldest first."""
-    with open(os.path.join(model_dir, METRICS_FILE), encoding="utf-8") as f:
+    with tf.io.gfile.GFile(os.path.join(model_dir, METRICS_FILE)) as f:
         return [json.loads(line) for line in f if line.strip()]

@@ -104,6 +104,7 @@ def train(
 ) -> TrainSummary:
     """Trains until `train_steps` updates have been applied in total (resuming counts)."""
     # ------------------------------------------------------------------ validate the launch
+    model_dir = checkpointing.absolute_path(model_dir)
     if not isinstance(train_steps, int) or train_steps < 1:
         raise ValueError(f"TRAIN_STEPS must be a positive integer, got {train_steps!r}.")
     if not isinstance(num_microbatches, int) or num_microbatches < 1:
@@ -260,6 +261,7 @@ def _print_summary(s: TrainSummary) -> None:
 def main(argv: Sequence[str] | None = None) -> TrainSummary:
     args = launch.parse_args(sys.argv[1:] if argv is None else argv,
                              description="Instruction-tune a T5 on a SeqIO mixture.")
+    launch.quiet_expected_warnings()
     launch.maybe_initialize_distributed(args)
     launch.parse_gin(args)
     launch.check_required_macros(REQUIRED_MACROS)
