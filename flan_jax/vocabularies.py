@@ -54,7 +54,25 @@ class ConfiguredVocabulary(seqio.Vocabulary):
             self._resolved_path = path
         return self._resolved
 
-    # seqio.Vocabulary's abstract interface, delegated.
+    # seqio.Vocabulary's interface, delegated. SentencePieceVocabulary overrides the public
+    # methods too (it folds the extra ids into its model), so forward those, not only the
+    # abstract hooks.
+    @property
+    def vocab_size(self) -> int:
+        return self.vocabulary.vocab_size
+
+    def encode(self, s):
+        return self.vocabulary.encode(s)
+
+    def decode(self, ids):
+        return self.vocabulary.decode(ids)
+
+    def encode_tf(self, s):
+        return self.vocabulary.encode_tf(s)
+
+    def decode_tf(self, ids):
+        return self.vocabulary.decode_tf(ids)
+
     @property
     def eos_id(self) -> int | None:
         return self.vocabulary.eos_id
