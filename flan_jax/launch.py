@@ -6,7 +6,9 @@
     jax.distributed.initialize (on TPU pods --distributed alone auto-detects the rest);
   - gin parsing with the repository root on the search path, so
     `--gin_file=gin_configs/...` works from any working directory;
-  - a check that every %gin.REQUIRED macro was given a value, before any work starts.
+  - a check that every %gin.REQUIRED macro was given a value, before any work starts;
+  - the VOCABULARY_PATH macro, if bound, handed to flan_jax.vocabularies (tasks tokenize
+    with that SentencePiece model).
 """
 from __future__ import annotations
 
@@ -18,6 +20,8 @@ from typing import Sequence
 
 import gin
 import jax
+
+from flan_jax import vocabularies
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -92,6 +96,16 @@ def parse_gin(args: LaunchArgs) -> None:
                 f"gin file {path!r} not found (looked relative to the working directory, "
                 f"{REPO_ROOT} and --gin_search_paths).")
     gin.parse_config_files_and_bindings(args.gin_files, args.gin_bindings, finalize_config=False)
+    _apply_vocabulary_path()
+
+
+def _apply_vocabulary_path() -> None:
+    try:
+        path = gin.query_parameter("%VOCABULARY_PATH")
+    except ValueError:  # macro not bound: keep the environment / default vocabulary
+        return
+    if path is not None and not _is_required(path):
+        vocabularies.set_vocabulary_path(path)
 
 
 def _gin_file_exists(path: str, roots: Sequence[str]) -> bool:

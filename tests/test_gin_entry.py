@@ -109,3 +109,16 @@ def test_entry_point_unknown_mixture_exits_with_a_clear_message(tmp_path):
     assert "mini_flan_heldout_entailment_train" in result.stderr
     assert "Traceback" not in result.stderr
     assert not (tmp_path / "x").exists()
+
+
+def test_vocabulary_path_macro_reaches_the_vocabularies_module(tmp_path):
+    from flan_jax import vocabularies
+    model_file = tmp_path / "spiece.model"
+    model_file.write_bytes(b"not read until first use")
+    args = launch.parse_args(["--gin_file=gin_configs/local/mini_cpu.gin",
+                              f"--gin.VOCABULARY_PATH='{model_file}'"], description="test")
+    try:
+        launch.parse_gin(args)
+        assert vocabularies.vocabulary_path() == str(model_file)
+    finally:
+        vocabularies.set_vocabulary_path(None)
