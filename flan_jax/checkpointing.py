@@ -97,9 +97,20 @@ class Checkpointer:
     def restore(self, step: int, abstract_state: Any) -> tuple[Any, dict[str, Any]]:
         """Restores {state, data} of `step` into the shardings carried by abstract_state."""
         check_param_shapes(self._manager, step, abstract_state.params, self.directory)
+        self._check_resumable(step)
         restored = self._manager.restore(step, args=ocp.args.Composite(
             state=ocp.args.StandardRestore(abstract_state), data=ocp.args.JsonRestore()))
         return restored["state"], dict(restored["data"])
+
+    def _check_resumable(self, step: int) -> None:
+        """A params-only checkpoint (e.g. from flan_jax.convert) cannot continue a run."""
+        metadata = self._manager.item_metadata(step)
+        state = metadata.get("state") or {}
+        if metadata.get("data") is None or "opt_state" not in state:
+            raise ValueError(
+                f"MODEL_DIR's checkpoint {self.directory}/{step} holds params only (a converted "
+                "or exported checkpoint), not a resumable training state. Pass that directory "
+                "as INITIAL_CHECKPOINT_PATH and give the run a new MODEL_DIR.")
 
     def wait(self) -> None:
         """Blocks until pending asynchronous saves are on disk."""

@@ -60,3 +60,21 @@ def test_model_dir_of_a_different_model_shape(tmp_path):
     after = sorted((str(p), p.stat().st_mtime_ns) for p in step_dir.rglob("*"))
     assert before == after
     assert checkpointing.Checkpointer(str(model_dir)).all_steps() == [2]
+
+
+def test_params_only_checkpoint_as_model_dir_points_to_initial_checkpoint_path(tmp_path):
+    import jax
+    import flax.linen as nn
+    import orbax.checkpoint as ocp
+    from flan_jax import trainer
+    from flan_jax.models import t5
+
+    model = t5.Transformer(tiny.model_config())
+    params = nn.unbox(trainer._init_params(model, jax.random.PRNGKey(0)))
+    converted = tmp_path / "converted"
+    manager = ocp.CheckpointManager(str(converted / "checkpoints"))
+    manager.save(0, args=ocp.args.Composite(state=ocp.args.StandardSave({"params": params})))
+    manager.wait_until_finished()
+    with pytest.raises(ValueError, match="holds params only.*INITIAL_CHECKPOINT_PATH"):
+        train.train(**tiny.train_kwargs(converted, steps=2))
+    assert sorted(os.listdir(converted / "checkpoints")) == ["0"]
