@@ -1,0 +1,591 @@
+"""The FLAN 2021 collection as data: one DatasetSpec per dataset.
+
+Each spec says where the examples come from (TFDS name:version and how its
+splits become our train / validation / test), how a raw TFDS example becomes
+the flat string fields the templates read (`fields`, plus "options" for
+classification), and how predictions are scored (t5.evaluation.metrics).
+
+Split conventions (facts carried over from FLAN's tasks.py):
+  * at most MAX_TRAIN_EXAMPLES (30,000) training examples per dataset;
+  * where a dataset has no labelled test split, a DEV_SIZE (200) example
+    validation split is carved from the end of train and the official
+    validation split serves as test (`_carve_dev`); small datasets carve
+    fewer (FLAN: 50 for CB/COPA/WSC, 30 for WNLI, 100 for PIQA/STS-B/CoQA);
+  * otherwise validation is the first 200 examples of the official one.
+
+Versions: FLAN pinned the TFDS versions of 2021; where tensorflow-datasets
+4.9.10 no longer generates that version we pin the one it does (glue 2.0.0,
+gem 1.1.0, cnn_dailymail 3.4.0, multi_news 2.1.0, xsum 1.1.0, paws_wiki 1.1.0,
+winogrande 1.2.0, hellaswag 1.1.0); the examples are the same data.
+
+Nothing here touches TFDS: the specs are plain data and TF functions that run
+only when a task's dataset is read.
+"""
+from __future__ import annotations
+
+import dataclasses
+import functools
+from typing import Any, Callable, Mapping
+
+import tensorflow as tf
+from t5.data import postprocessors as t5_post
+from t5.evaluation import metrics as t5_metrics
+
+MAX_TRAIN_EXAMPLES = 30_000
+DEV_SIZE = 200
+
+Example = Mapping[str, tf.Tensor]
+
+
+def _carve_dev(dev: int = DEV_SIZE, train: str = "train", test: str = "validation"):
+    """Validation carved from the end of train; the official `test` split is the test."""
+    return {"train": f"{train}[:-{dev}]", "validation": f"{train}[-{dev}:]", "test": test}
+
+
+def _official(dev: int = DEV_SIZE, train: str = "train", test: str = "test"):
+    """The dataset's own labelled splits; validation trimmed to `dev` examples."""
+    return {"train": train, "validation": f"validation[:{dev}]", "test": test}
+
+
+# para_crawl/en-da is one long train split that three text-formatting datasets
+# share: consecutive disjoint slices for train/validation, a common tail for test.
+def _paracrawl_slices(slot: int):
+    start = slot * (MAX_TRAIN_EXAMPLES + DEV_SIZE)
+    mid, end = start + MAX_TRAIN_EXAMPLES, start + MAX_TRAIN_EXAMPLES + DEV_SIZE
+    return {"train": f"train[{start}:{mid}]", "validation": f"train[{mid}:{end}]",
+            "test": "train[-3000:]"}
+
+
+def _answers_as_list(output: str, example: Any = None, is_target: bool = False):
+    """squad / trivia_qa metrics take a list of acceptable answers per target."""
+    del example
+    return [output] if is_target else output
+
+
+def _label_id(options: tuple[str, ...]):
+    return functools.partial(t5_post.string_label_to_class_id, label_classes=list(options))
+
+
+@dataclasses.dataclass(frozen=True)
+class DatasetSpec:
+    """One dataset of the collection.
+
+    Attributes:
+      tfds_name: "name/config:version".
+      splits: our split name -> TFDS split string (slices allowed).
+      fields: the string fields `to_fields` returns (besides "options").
+      to_fields: raw TFDS example -> {field: scalar string, "options": [k] strings}.
+      options: the fixed answer choices of a classification dataset; None for
+        generation; () when each example brings its own choices (e.g. COPA).
+      keep: optional predicate on the raw example (drops unlabelled rows etc.).
+      metric_fns / postprocess_fn: scoring of generated targets.
+    """
+
+    tfds_name: str
+    splits: Mapping[str, str]
+    fields: tuple[str, ...]
+    to_fields: Callable[[Example], dict[str, tf.Tensor]]
+    options: tuple[str, ...] | None = None
+    keep: Callable[[Example], tf.Tensor] | None = None
+    metric_fns: tuple[Callable[..., Mapping[str, float]], ...] = (t5_metrics.accuracy,)
+    postprocess_fn: Callable[..., Any] | None = None
+
+    @property
+    def is_classification(self) -> bool:
+        return self.options is not None
+
+    @property
+    def available_fields(self) -> tuple[str, ...]:
+        return self.fields + (("options",) if self.is_classification else ())
+
+
+# ---------------------------------------------------------------------------
+# Small TF helpers for the field mappings.
+
+
+def _pick(options, label) -> tf.Tensor:
+    return tf.gather(tf.convert_to_tensor(options), tf.cast(label, tf.int32))
+
+
+def _classify(options: tuple[str, ...], label_key: str = "label", **renames: str):
+    """Mapping for fixed-option classification: renames fields, answer = options[label]."""
+    def fn(ex):
+        out = {new: ex[old] for new, old in renames.items()}
+        out["options"] = tf.constant(options)
+        out["answer"] = _pick(options, ex[label_key])
+        return out
+    return fn
+
+
+def _choices(label_key: str = "label", choice_keys: tuple[str, ...] = (), **renames: str):
+    """Mapping for per-example choices stacked from `choice_keys`."""
+    def fn(ex):
+        out = {new: ex[old] for new, old in renames.items()}
+        out["options"] = tf.stack([ex[k] for k in choice_keys])
+        out["answer"] = _pick(out["options"], ex[label_key])
+        return out
+    return fn
+
+
+def _rename(**renames: str):
+    return lambda ex: {new: ex[old] for new, old in renames.items()}
+
+
+def _numbered(items: tf.Tensor, limit: int = 10) -> tf.Tensor:
+    """["a", "b"] -> "1. a\\n2. b" (at most `limit` items)."""
+    items = items[:limit]
+    numbers = tf.strings.as_string(tf.range(1, tf.shape(items)[0] + 1))
+    return tf.strings.reduce_join(tf.strings.join([numbers, items], ". "), separator="\n")
+
+
+def _first(values: tf.Tensor) -> tf.Tensor:
+    """First entry of a possibly empty string vector ("" when empty)."""
+    return tf.concat([values, [""]], axis=0)[0]
+
+
+# ---------------------------------------------------------------------------
+# Per-dataset mappings that do more than rename.
+
+_YES_NO = ("yes", "no")
+_NO_YES = ("no", "yes")
+_POLARITY = ("negative", "positive")
+_NLI3 = ("yes", "it is not possible to tell", "no")
+_ANLI = ("Yes", "It's impossible to say", "No")
+_CB = ("Yes", "No", "It's impossible to say")
+_TREC = ("description", "entity", "abbreviation", "human", "numeric", "location")
+_AG_NEWS = ("World", "Sports", "Business", "Science/Tech")
+_STSB = ("0", "1", "2", "3", "4", "5")
+_UNANSWERABLE = "unanswerable"
+
+
+def _squad_v1(ex):
+    return {"title": tf.strings.regex_replace(ex["title"], "_", " "),
+            "context": ex["context"], "question": ex["question"],
+            "answer": _first(ex["answers"]["text"])}
+
+
+def _squad_v2(ex):
+    out = _squad_v1(ex)
+    out["answer"] = tf.where(ex["is_impossible"], _UNANSWERABLE, out["answer"])
+    return out
+
+
+def _record(ex):
+    left_right = tf.strings.split(ex["query"], "@placeholder", maxsplit=1)
+    left_right = tf.concat([left_right, ["", ""]], 0)
+    right = left_right[1]
+    options = ex["entities"] + right
+    return {"passage": tf.strings.split(ex["passage"], "\n@highlight", maxsplit=1)[0],
+            "query": tf.strings.strip(left_right[0]),
+            "options": options, "answer": _first(ex["answers"] + right)}
+
+
+def _arc(ex):
+    options = ex["choices"]["text"]
+    return {"question": ex["question"], "options": options,
+            "answer": _pick(options, ex["answerKey"])}
+
+
+def _winogrande(ex):
+    parts = tf.concat([tf.strings.split(ex["sentence"], "_", maxsplit=1), ["", ""]], 0)
+    options = tf.stack([ex["option1"] + parts[1], ex["option2"] + parts[1]])
+    return {"context": tf.strings.strip(parts[0]), "options": options,
+            "answer": _pick(options, ex["label"])}
+
+
+def _story_cloze(ex):
+    options = ex["endings"]
+    return {"context": ex["context"], "options": options,
+            "answer": _pick(options, ex["label"] - 1)}
+
+
+def _hellaswag(ex):
+    context = tf.strings.regex_replace(ex["context"], r"\[header\]\s", "")
+    context = tf.strings.regex_replace(context, r"\[.*?\]\s", "\n")
+    options = tf.strings.regex_replace(ex["endings"], r"\[.*?\]\s", "")
+    return {"context": context, "activity": ex["activity_label"], "options": options,
+            "answer": _pick(options, ex["label"])}
+
+
+def _openbookqa(ex):
+    q = ex["question"]
+    options = tf.stack([q["choice_A"], q["choice_B"], q["choice_C"], q["choice_D"]])
+    return {"question": q["stem"], "fact": ex["fact1"], "options": options,
+            "answer": _pick(options, ex["answerKey"])}
+
+
+def _copa(ex):
+    options = tf.stack([ex["choice1"], ex["choice2"]])
+    # "cause" / "effect" read better as connectives inside a template.
+    connective = tf.where(tf.equal(ex["question"], "cause"), "because", "so")
+    return {"premise": ex["premise"], "question": ex["question"], "connective": connective,
+            "options": options, "answer": _pick(options, ex["label"])}
+
+
+def _stsb(ex):
+    score = tf.strings.as_string(tf.round(ex["label"]), precision=0)
+    return {"sentence1": ex["sentence1"], "sentence2": ex["sentence2"],
+            "options": tf.constant(_STSB), "answer": score}
+
+
+def _sentiment140(ex):
+    positive = ex["polarity"] >= 3
+    return {"text": ex["text"], "options": tf.constant(_POLARITY),
+            "answer": tf.where(positive, _POLARITY[1], _POLARITY[0])}
+
+
+def _imdb(ex):
+    out = _classify(_POLARITY, text="text")(ex)
+    out["text"] = tf.strings.regex_replace(ex["text"], "<br />", "\n")
+    return out
+
+
+def _yelp(ex):
+    out = _classify(_POLARITY, text="text")(ex)
+    out["text"] = tf.strings.regex_replace(tf.strings.regex_replace(ex["text"], r'\\""', '"'),
+                                           r"\\n", " ")
+    return out
+
+
+def _trivia_qa(ex):
+    return {"question": ex["question"], "answer": ex["answer"]["normalized_value"]}
+
+
+def _natural_questions(ex):
+    return {"question": ex["question"] + "?", "answer": _first(ex["answer"])}
+
+
+def _cnn_dailymail(ex):
+    article = ex["article"]
+    for sep in ("2013 . ", "2014 . ", "2012 . ", ") -- "):  # strip bylines and datelines
+        article = tf.strings.split(article, sep)[-1]
+    return {"text": article, "summary": ex["highlights"]}
+
+
+def _aeslc(ex):
+    return {"body": tf.strings.regex_replace(ex["email_body"], "\n", " "),
+            "subject": tf.strings.regex_replace(ex["subject_line"], "\n", "")}
+
+
+def _samsum(ex):
+    dialogue = tf.strings.regex_replace(ex["dialogue"], "\r\n", "\n")
+    return {"dialogue": tf.strings.regex_replace(dialogue, "<.*?>", " "),
+            "summary": ex["summary"]}
+
+
+def _rotten_tomatoes(ex):
+    reviews = ex["_critics"]["value"]
+    return {"consensus": ex["_critic_consensus"],
+            "movie": tf.strings.regex_replace(ex["_movie_name"], "_", " "),
+            "first_review": _first(reviews), "reviews": _numbered(reviews)}
+
+
+def _idebate(ex):
+    return {"claim": ex["_claim"], "debate": ex["_debate_name"],
+            "argument": _numbered(ex["_argument_sentences"]["value"])}
+
+
+def _coqa(ex):
+    return {"story": ex["story"], "questions": _numbered(ex["questions"], 1000),
+            "answers": _numbered(ex["answers"]["input_text"], 1000)}
+
+
+def _quac(ex):
+    return {"title": ex["title"], "background": ex["background"], "context": ex["context"],
+            "question": ex["question"], "answer": ex["orig_answer"]["text"]}
+
+
+def _common_gen(ex):
+    return {"concepts": tf.strings.reduce_join(ex["concepts"], separator=", "),
+            "target": ex["target"]}
+
+
+def _dart(ex):
+    triples = tf.strings.reduce_join(ex["tripleset"], axis=-1, separator=" | ")
+    triples = tf.strings.reduce_join(triples, separator="; ")
+    return {"triples": tf.strings.regex_replace(triples, r"\[(.*?)\]", ""),
+            "target": ex["target"]}
+
+
+def _e2e_nlg(ex):
+    mr = tf.strings.regex_replace(ex["meaning_representation"], r"\[", " = ")
+    return {"meaning": tf.strings.regex_replace(mr, r"\]", ""), "target": ex["target"]}
+
+
+def _web_nlg(ex):
+    triples = tf.strings.reduce_join(ex["input"], separator="; ")
+    triples = tf.strings.regex_replace(tf.strings.regex_replace(triples, "_", " "),
+                                       r" \| ", ", ")
+    return {"triples": triples, "target": ex["target"]}
+
+
+def _true_case(ex):
+    return {"lower": tf.strings.lower(ex["en"]), "answer": ex["en"]}
+
+
+def _fix_punct(ex):
+    return {"no_punct": tf.strings.regex_replace(ex["en"], r"[^\w\s]", ""), "answer": ex["en"]}
+
+
+def _word_segment(ex):
+    return {"no_space": tf.strings.regex_replace(ex["en"], " ", ""), "answer": ex["en"]}
+
+
+def _translation(source_lang: str, source_key: str, target_lang: str = "English",
+                 target_key: str = "en"):
+    """Translation examples: FLAN trains both directions through its templates."""
+    def fn(ex):
+        return {"lang1": tf.constant(target_lang), "lang2": tf.constant(source_lang),
+                "sent1": ex[target_key], "sent2": ex[source_key]}
+    return fn
+
+
+# ---------------------------------------------------------------------------
+# Metric bundles.
+
+_ROUGE = dict(metric_fns=(t5_metrics.rouge,))
+_BLEU = dict(metric_fns=(t5_metrics.bleu,))
+_EDIT = dict(metric_fns=(t5_metrics.edit_distance,))
+_SQUAD = dict(metric_fns=(t5_metrics.squad,), postprocess_fn=_answers_as_list)
+_TRIVIA = dict(metric_fns=(t5_metrics.trivia_qa,), postprocess_fn=_answers_as_list)
+_TRANSLATION_FIELDS = ("lang1", "lang2", "sent1", "sent2")
+_WMT16 = {"de": "German", "tr": "Turkish", "cs": "Czech", "fi": "Finnish",
+          "ro": "Romanian", "ru": "Russian"}
+
+
+def _arc_answer_listed(ex):
+    # FLAN kept only 4-choice questions; any question whose key is among its choices works.
+    return tf.cast(ex["answerKey"], tf.int32) < tf.size(ex["choices"]["text"])
+
+
+def _label_in(endings_key: str, offset: int = 0):
+    def keep(ex):
+        label = tf.cast(ex["label"], tf.int32) - offset
+        return tf.logical_and(label >= 0, label < tf.size(ex[endings_key]))
+    return keep
+
+
+def _has_label(ex):
+    return ex["label"] >= 0
+
+
+DATASETS: dict[str, DatasetSpec] = {
+    # --- summarization -------------------------------------------------------
+    "aeslc": DatasetSpec(
+        "aeslc:1.0.0", _official(), ("body", "subject"), _aeslc,
+        keep=lambda ex: tf.strings.length(ex["email_body"] + ex["subject_line"]) > 0, **_ROUGE),
+    "cnn_dailymail": DatasetSpec(
+        "cnn_dailymail:3.4.0", _official(), ("text", "summary"), _cnn_dailymail, **_ROUGE),
+    "gigaword": DatasetSpec(
+        "gigaword:1.2.0", _official(), ("text", "summary"), _rename(text="document",
+                                                                    summary="summary"),
+        keep=lambda ex: tf.logical_not(tf.strings.regex_full_match(
+            ex["document"] + " " + ex["summary"], r"(?s).*(UNK|#).*")), **_ROUGE),
+    "multi_news": DatasetSpec(
+        "multi_news:2.1.0", _official(), ("text", "summary"),
+        _rename(text="document", summary="summary"), **_ROUGE),
+    "newsroom": DatasetSpec(
+        "newsroom:1.0.0", _official(), ("text", "title", "summary"),
+        _rename(text="text", title="title", summary="summary"), **_ROUGE),
+    "samsum": DatasetSpec("samsum:1.0.0", _official(), ("dialogue", "summary"), _samsum,
+                          **_ROUGE),
+    "xsum": DatasetSpec("xsum:1.1.0", _official(), ("text", "summary"),
+                        _rename(text="document", summary="summary"), **_ROUGE),
+    "ag_news_subset": DatasetSpec(
+        "ag_news_subset:1.0.0", _carve_dev(test="test"), ("title", "text", "answer"),
+        _classify(_AG_NEWS, title="title", text="description"), options=_AG_NEWS),
+    "opinion_abstracts_rotten_tomatoes": DatasetSpec(
+        "opinion_abstracts/rotten_tomatoes:1.0.0",
+        {"train": "train[:-600]", "validation": "train[-600:-500]", "test": "train[-500:]"},
+        ("consensus", "movie", "first_review", "reviews"), _rotten_tomatoes, **_ROUGE),
+    "opinion_abstracts_idebate": DatasetSpec(
+        "opinion_abstracts/idebate:1.0.0",
+        {"train": "train[:-600]", "validation": "train[-600:-500]", "test": "train[-500:]"},
+        ("claim", "debate", "argument"), _idebate, **_ROUGE),
+    "wiki_lingua_english_en": DatasetSpec(
+        "gem/wiki_lingua_english_en:1.1.0", _official(), ("source", "target"),
+        _rename(source="source", target="target"), **_ROUGE),
+    # --- structure to text ----------------------------------------------------
+    "web_nlg_en": DatasetSpec("gem/web_nlg_en:1.1.0", _carve_dev(), ("triples", "target"),
+                              _web_nlg, **_ROUGE),
+    "common_gen": DatasetSpec("gem/common_gen:1.1.0", _carve_dev(), ("concepts", "target"),
+                              _common_gen, **_ROUGE),
+    "e2e_nlg": DatasetSpec("gem/e2e_nlg:1.1.0", _carve_dev(), ("meaning", "target"),
+                           _e2e_nlg, **_ROUGE),
+    "dart": DatasetSpec("gem/dart:1.1.0", _carve_dev(), ("triples", "target"), _dart,
+                        **_ROUGE),
+    # --- reading comprehension --------------------------------------------------
+    "squad_v1": DatasetSpec("squad/v1.1:3.0.0", _carve_dev(),
+                            ("title", "context", "question", "answer"), _squad_v1, **_SQUAD),
+    "squad_v2": DatasetSpec("squad/v2.0:3.0.0", _carve_dev(),
+                            ("title", "context", "question", "answer"), _squad_v2, **_SQUAD),
+    "drop": DatasetSpec("drop:2.0.0", _carve_dev(test="dev"), ("context", "question", "answer"),
+                        _rename(context="passage", question="question", answer="answer"),
+                        **_SQUAD),
+    "multirc": DatasetSpec(
+        "super_glue/multirc:1.0.2", _carve_dev(), ("paragraph", "question", "response", "answer"),
+        _classify(_NO_YES, paragraph="paragraph", question="question", response="answer"),
+        options=_NO_YES),
+    "openbookqa": DatasetSpec("openbookqa:0.1.0", _official(), ("question", "fact", "answer"),
+                              _openbookqa, options=()),
+    "bool_q": DatasetSpec(
+        "bool_q:1.0.0", _carve_dev(), ("title", "text", "question", "answer"),
+        lambda ex: {"title": ex["title"], "text": ex["passage"], "question": ex["question"],
+                    "options": tf.constant(_NO_YES),
+                    "answer": _pick(_NO_YES, tf.cast(ex["answer"], tf.int32))},
+        options=_NO_YES),
+    # --- open-domain (closed-book) QA ------------------------------------------------
+    "trivia_qa": DatasetSpec("trivia_qa/rc:1.1.0", _carve_dev(), ("question", "answer"),
+                             _trivia_qa, **_TRIVIA),
+    "natural_questions": DatasetSpec("natural_questions_open:1.0.0", _carve_dev(),
+                                     ("question", "answer"), _natural_questions, **_TRIVIA),
+    "arc_challenge": DatasetSpec(
+        "ai2_arc/ARC-Challenge:1.0.0", _carve_dev(test="test"), ("question", "answer"), _arc,
+        options=(), keep=_arc_answer_listed),
+    "arc_easy": DatasetSpec(
+        "ai2_arc/ARC-Easy:1.0.0", _carve_dev(test="test"), ("question", "answer"), _arc,
+        options=(), keep=_arc_answer_listed),
+    # --- paraphrase ------------------------------------------------------------------
+    "glue_mrpc": DatasetSpec(
+        "glue/mrpc:2.0.0", _carve_dev(), ("sentence1", "sentence2", "answer"),
+        _classify(_NO_YES, sentence1="sentence1", sentence2="sentence2"), options=_NO_YES,
+        metric_fns=(t5_metrics.accuracy, t5_metrics.f1_score_with_invalid),
+        postprocess_fn=_label_id(_NO_YES)),
+    "glue_qqp": DatasetSpec(
+        "glue/qqp:2.0.0", _carve_dev(), ("question1", "question2", "answer"),
+        _classify(_NO_YES, question1="question1", question2="question2"), options=_NO_YES,
+        metric_fns=(t5_metrics.accuracy, t5_metrics.f1_score_with_invalid),
+        postprocess_fn=_label_id(_NO_YES)),
+    "paws_wiki": DatasetSpec(
+        "paws_wiki:1.1.0", _official(), ("sentence1", "sentence2", "answer"),
+        _classify(_NO_YES, sentence1="sentence1", sentence2="sentence2"), options=_NO_YES),
+    "stsb": DatasetSpec(
+        "glue/stsb:2.0.0", _carve_dev(100), ("sentence1", "sentence2", "answer"), _stsb,
+        options=_STSB, postprocess_fn=t5_post.string_to_float,
+        metric_fns=(t5_metrics.pearson_corrcoef, t5_metrics.spearman_corrcoef)),
+    # --- sentiment -------------------------------------------------------------------
+    "imdb_reviews": DatasetSpec("imdb_reviews/plain_text:1.0.0", _carve_dev(test="test"),
+                                ("text", "answer"), _imdb, options=_POLARITY),
+    "sentiment140": DatasetSpec(
+        "sentiment140:1.0.0", _carve_dev(test="test"), ("text", "answer"), _sentiment140,
+        options=_POLARITY, keep=lambda ex: tf.not_equal(ex["polarity"], 2)),
+    "yelp_polarity_reviews": DatasetSpec("yelp_polarity_reviews:0.2.0", _carve_dev(test="test"),
+                                         ("text", "answer"), _yelp, options=_POLARITY),
+    "sst2": DatasetSpec("glue/sst2:2.0.0", _carve_dev(), ("text", "answer"),
+                        _classify(_POLARITY, text="sentence"), options=_POLARITY),
+    # --- text formatting ---------------------------------------------------------------
+    "true_case": DatasetSpec("para_crawl/enda:1.2.0", _paracrawl_slices(0), ("lower", "answer"),
+                             _true_case, keep=lambda ex: tf.not_equal(
+                                 tf.strings.lower(ex["en"]), ex["en"]), **_EDIT),
+    "fix_punct": DatasetSpec("para_crawl/enda:1.2.0", _paracrawl_slices(1),
+                             ("no_punct", "answer"), _fix_punct,
+                             keep=lambda ex: tf.strings.regex_full_match(
+                                 ex["en"], r"(?s).*[^\w\s].*"), **_EDIT),
+    "word_segment": DatasetSpec("para_crawl/enda:1.2.0", _paracrawl_slices(2),
+                                ("no_space", "answer"), _word_segment, **_EDIT),
+    # --- commonsense ---------------------------------------------------------------------
+    "copa": DatasetSpec("super_glue/copa:1.0.2", _carve_dev(50),
+                        ("premise", "question", "connective", "answer"), _copa, options=()),
+    "hellaswag": DatasetSpec("hellaswag:1.1.0", _carve_dev(), ("context", "activity", "answer"),
+                             _hellaswag, options=(), keep=_label_in("endings")),
+    "story_cloze": DatasetSpec(
+        "story_cloze/2016:1.0.0",
+        {"train": "validation[:-200]", "validation": "validation[-200:]", "test": "test"},
+        ("context", "answer"), _story_cloze, options=(), keep=_label_in("endings", offset=1)),
+    "piqa": DatasetSpec("piqa:1.0.0", _carve_dev(100), ("goal", "answer"),
+                        _choices(choice_keys=("sol1", "sol2"), goal="goal"), options=()),
+    # --- translation ---------------------------------------------------------------------
+    "para_crawl_enes": DatasetSpec(
+        "para_crawl/enes:1.2.0",
+        {"train": "train[:30000]", "validation": "train[-1200:-1000]", "test": "train[-1000:]"},
+        _TRANSLATION_FIELDS, _translation("Spanish", "es"), **_BLEU),
+    "wmt14_enfr": DatasetSpec("wmt14_translate/fr-en:1.0.0", _official(), _TRANSLATION_FIELDS,
+                              _translation("French", "fr"), **_BLEU),
+    **{f"wmt16_translate_{code}en": DatasetSpec(
+        f"wmt16_translate/{code}-en:1.0.0", _official(), _TRANSLATION_FIELDS,
+        _translation(language, code), **_BLEU) for code, language in _WMT16.items()},
+    # --- coreference ----------------------------------------------------------------------
+    "definite_pronoun_resolution": DatasetSpec(
+        "definite_pronoun_resolution:1.1.0", _carve_dev(test="test"),
+        ("sentence", "pronoun", "answer"),
+        lambda ex: {"sentence": ex["sentence"], "pronoun": ex["pronoun"],
+                    "options": ex["candidates"], "answer": _pick(ex["candidates"], ex["label"])},
+        options=()),
+    "winogrande": DatasetSpec(
+        "winogrande:1.2.0",
+        {"train": "train_xl[:-200]", "validation": "train_xl[-200:]", "test": "validation"},
+        ("context", "answer"), _winogrande, options=()),
+    "wsc": DatasetSpec(
+        "super_glue/wsc:1.0.2", _carve_dev(50), ("context", "text1", "text2", "answer"),
+        _classify(_NO_YES, context="text", text1="span1_text", text2="span2_text"),
+        options=_NO_YES),
+    # --- entailment -------------------------------------------------------------------------
+    **{f"anli_{r}": DatasetSpec(
+        f"anli/{r}:0.1.0", _official(), ("context", "hypothesis", "answer"),
+        _classify(_ANLI, context="context", hypothesis="hypothesis"), options=_ANLI)
+       for r in ("r1", "r2", "r3")},
+    "cb": DatasetSpec(
+        "super_glue/cb:1.0.2", _carve_dev(50), ("premise", "hypothesis", "answer"),
+        _classify(_CB, premise="premise", hypothesis="hypothesis"), options=_CB,
+        metric_fns=(t5_metrics.accuracy,
+                    functools.partial(t5_metrics.mean_multiclass_f1, num_classes=3)),
+        postprocess_fn=_label_id(_CB)),
+    "rte": DatasetSpec(
+        "super_glue/rte:1.0.2", _carve_dev(), ("premise", "hypothesis", "answer"),
+        _classify(_YES_NO, premise="premise", hypothesis="hypothesis"), options=_YES_NO),
+    "mnli_matched": DatasetSpec(
+        "glue/mnli:2.0.0", _carve_dev(test="validation_matched"),
+        ("premise", "hypothesis", "answer"),
+        _classify(_NLI3, premise="premise", hypothesis="hypothesis"), options=_NLI3),
+    "mnli_mismatched": DatasetSpec(
+        "glue/mnli:2.0.0", _carve_dev(test="validation_mismatched"),
+        ("premise", "hypothesis", "answer"),
+        _classify(_NLI3, premise="premise", hypothesis="hypothesis"), options=_NLI3),
+    "qnli": DatasetSpec(
+        "glue/qnli:2.0.0", _carve_dev(), ("sentence", "question", "answer"),
+        _classify(_YES_NO, sentence="sentence", question="question"), options=_YES_NO),
+    "wnli": DatasetSpec(
+        "glue/wnli:2.0.0", _carve_dev(30), ("sentence1", "sentence2", "answer"),
+        _classify(_NO_YES, sentence1="sentence1", sentence2="sentence2"), options=_NO_YES),
+    "snli": DatasetSpec(
+        "snli:1.1.0", _official(), ("premise", "hypothesis", "answer"),
+        _classify(_NLI3, premise="premise", hypothesis="hypothesis"), options=_NLI3,
+        keep=_has_label),
+    # --- math -------------------------------------------------------------------------------
+    "math_dataset": DatasetSpec(
+        "math_dataset/algebra__linear_1d:1.0.0", _carve_dev(test="test"), ("question", "answer"),
+        _rename(question="question", answer="answer")),
+    # --- conversational QA --------------------------------------------------------------------
+    "quac": DatasetSpec("quac:1.0.0", _carve_dev(),
+                        ("title", "background", "context", "question", "answer"), _quac,
+                        **_TRIVIA),
+    "coqa": DatasetSpec(
+        "coqa:1.0.0", {"train": "train[:-100]", "validation": "train[-100:]", "test": "test"},
+        ("story", "questions", "answers"), _coqa, **_SQUAD),
+    # --- word disambiguation, acceptability, question classification ------------------------
+    "wic": DatasetSpec(
+        "super_glue/wic:1.0.2", _carve_dev(), ("sentence1", "sentence2", "word", "answer"),
+        _classify(("different meanings", "the same meaning"), sentence1="sentence1",
+                  sentence2="sentence2", word="word"),
+        options=("different meanings", "the same meaning")),
+    "cola": DatasetSpec(
+        "glue/cola:2.0.0", _carve_dev(), ("sentence", "answer"),
+        _classify(("unacceptable", "acceptable"), sentence="sentence"),
+        options=("unacceptable", "acceptable"),
+        metric_fns=(t5_metrics.accuracy, t5_metrics.sklearn_metrics_wrapper(
+            "matthews_corrcoef", metric_post_process_fn=lambda x: 100 * x)),
+        postprocess_fn=_label_id(("unacceptable", "acceptable"))),
+    "trec": DatasetSpec("trec:1.0.0", _carve_dev(test="test"), ("text", "answer"),
+                        _classify(_TREC, label_key="label-coarse", text="text"), options=_TREC),
+    # --- reading comprehension with commonsense ---------------------------------------------
+    "record": DatasetSpec("super_glue/record:1.0.2", _carve_dev(), ("passage", "query", "answer"),
+                          _record, options=(), **_SQUAD),
+    "cosmos_qa": DatasetSpec(
+        "cosmos_qa:1.0.0", _carve_dev(), ("context", "question", "answer"),
+        _choices(choice_keys=("answer0", "answer1", "answer2", "answer3"),
+                 context="context", question="question"), options=()),
+}
+
+# Sanity: the answers of fixed-option datasets are produced by _classify from
+# `options`; per-example choices are marked with options=().
+assert all(s.fields and "options" not in s.fields for s in DATASETS.values())

@@ -1,0 +1,450 @@
+"""Registers FLAN 2021 tasks and mixtures with seqio under FLAN's names.
+
+Per templated dataset `d` (its templates t_0..t_9):
+
+  d_{N}templates                 training task, first N templates round robin,
+                                 N in NUM_TEMPLATES_LIST (1, 2, 4, 7, 10)
+  d_type_{i}                     generation eval with template i only
+  ..._one_shot, _two_shot, _three_shot, _five_shot, _ten_shot, _multi_shot
+                                 few-shot variants of the two above (exemplars
+                                 from train, pruned to the input length)
+  d_type_{i}_scoring_eval        rank classification with template i: one
+                                 (inputs, option) row per answer choice
+                                 (classification datasets, templates that ask
+                                 for the answer)
+  d_no_template, d_dataset_name  the paper's two instruction ablations
+                                 (flan_jax.templates.no_template / dataset_name)
+
+Mixtures (`{split}_train` examples-proportional with each dataset capped at
+MIXING_CAP = 3,000; `{split}_eval` uncapped):
+
+  flan_inter_cluster_split_{idx}_{N}templates[{shot suffix}]_{train,eval}
+                                 hold out cluster idx of clusters.CLUSTERS
+  flan_inter_cluster_split_{idx}_{no_template,dataset_name}_train
+                                 the same training clusters, instructions ablated
+  flan_all_overlap_{N}templates_{train,eval}
+  flan_superglue_split_{N}templates_{train,eval}          (templates ablation)
+  flan_superglue_split_{N}templates_{k}train_tasks_{train,eval}  (task-count ablation)
+  flan_diversity_split{k}_{N}templates_{train,eval}       (cluster-count ablation)
+
+Registration builds seqio objects only: no TFDS builder is created and
+nothing is read until a dataset is requested.
+"""
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import random
+from typing import Any, Callable, Iterable, Mapping, Sequence
+
+import seqio
+import tensorflow as tf
+import tensorflow_datasets as tfds
+from t5.data import postprocessors as t5_post
+from t5.evaluation import metrics as t5_metrics
+
+from flan_jax import preprocessors
+from flan_jax import templates as templates_lib
+from flan_jax import vocabularies
+from flan_jax.templates import Template
+from tasks.flan import clusters as clusters_lib
+from tasks.flan.datasets import DATASETS, MAX_TRAIN_EXAMPLES, DatasetSpec
+
+NUM_TEMPLATES_LIST = (1, 2, 4, 7, 10)
+MIXING_CAP = 3000
+NUM_TRAIN_TASKS_LIST = (5, 10, 15, 20, 25, 30, 35, 40, 45, 50, 55)  # task-count ablation
+
+# FLAN's few-shot variants: task-name suffix -> number of exemplars (multi: as many
+# of 16 as fit the input length).
+SHOTS: dict[str, int] = {"_one_shot": 1, "_two_shot": 2, "_three_shot": 3, "_five_shot": 5,
+                         "_ten_shot": 10, "_multi_shot": 16}
+SHOT_SEPARATOR = "\n\n"  # between exemplars, and between an exemplar's input and target
+
+OUTPUT_FEATURES: dict[str, seqio.Feature] = {
+    "inputs": seqio.Feature(vocabulary=vocabularies.ConfiguredVocabulary(), add_eos=True),
+    "targets": seqio.Feature(vocabulary=vocabularies.ConfiguredVocabulary(), add_eos=True),
+}
+
+PREPARE_HINT = ("Prepare it first: python tools/prepare_data.py --data_dir=DIR "
+                "--datasets={name}, then point seqio at DIR "
+                "(seqio.set_tfds_data_dir_override or TFDS_DATA_DIR).")
+
+
+# ---------------------------------------------------------------------------
+# Names.
+
+
+def templated_task_name(dataset: str, num_templates: int) -> str:
+    return f"{dataset}_{num_templates}templates"
+
+
+def eval_task_name(dataset: str, template_idx: int) -> str:
+    return f"{dataset}_type_{template_idx}"
+
+
+def scoring_eval_task_name(dataset: str, template_idx: int) -> str:
+    return f"{dataset}_type_{template_idx}_scoring_eval"
+
+
+def ablation_task_name(dataset: str, ablation: str) -> str:
+    return f"{dataset}_{ablation}"  # ablation: "no_template" or "dataset_name"
+
+
+def inter_cluster_split_name(idx: int, variant: str) -> str:
+    """FLAN's name stem; variant is "{N}templates", "no_template" or "dataset_name"."""
+    return f"flan_inter_cluster_split_{idx}_{variant}"
+
+
+ABLATIONS = ("no_template", "dataset_name")
+
+# ---------------------------------------------------------------------------
+# Data source: TFDS with the 30k training cap and a useful error when absent.
+
+
+class FlanTfdsSource(seqio.TfdsDataSource):
+    """TfdsDataSource whose train split holds at most MAX_TRAIN_EXAMPLES examples.
+
+    The cap is a `take` after reading, so a dataset's dev split carved from the
+    end of train ("train[-200:]") never overlaps the first 30,000.
+    """
+
+    def get_dataset(self, split=None, shuffle=True, seed=None, shard_info=None, **kwargs):
+        try:
+            ds = super().get_dataset(split, shuffle=shuffle, seed=seed, shard_info=shard_info,
+                                     **kwargs)
+        except (AssertionError, FileNotFoundError, tfds.core.registered.DatasetNotFoundError,
+                tf.errors.NotFoundError) as e:
+            raise RuntimeError(
+                f"TFDS dataset {self.tfds_dataset.name!r} is not available in data_dir "
+                f"{self.tfds_dataset.data_dir or tfds.core.constants.DATA_DIR!r}: {e}\n"
+                + PREPARE_HINT.format(name=self.tfds_dataset.name)) from e
+        if split in (None, "train"):
+            # Each of n shards (hosts) takes its share, so the whole stays near 30k.
+            shards = shard_info.num_shards if shard_info else 1
+            ds = ds.take(-(-MAX_TRAIN_EXAMPLES // shards))
+        return ds
+
+    def num_input_examples(self, split: str) -> int | None:
+        try:
+            n = super().num_input_examples(split)
+        except KeyError:
+            # No split metadata: the dataset is unprepared (get_dataset then raises with
+            # PREPARE_HINT) or mocked by tfds.testing.mock_data. Unknown either way.
+            name = self.tfds_dataset.name
+            logging.warning("%s: no split sizes. %s", name, PREPARE_HINT.format(name=name))
+            return None
+        return min(n, MAX_TRAIN_EXAMPLES) if (n is not None and split == "train") else n
+
+
+def _to_fields(dataset: tf.data.Dataset, spec: DatasetSpec) -> tf.data.Dataset:
+    """Raw TFDS examples -> the flat template fields of `spec`."""
+    if spec.keep is not None:
+        dataset = dataset.filter(spec.keep)
+    return dataset.map(spec.to_fields, num_parallel_calls=tf.data.AUTOTUNE)
+
+
+def source_for(spec: DatasetSpec) -> seqio.DataSource:
+    # read_only: reading never starts a download on a training host (seqio's default
+    # would); data is prepared explicitly with tools/prepare_data.py.
+    return FlanTfdsSource(tfds_name=spec.tfds_name, splits=dict(spec.splits), read_only=True)
+
+
+# ---------------------------------------------------------------------------
+# Few-shot formatting.
+
+
+def fewshot_format(dataset: tf.data.Dataset, output_features=None,
+                   sequence_length: Mapping[str, int] | None = None) -> tf.data.Dataset:
+    """Joins the exemplars of a FewshotDataSource example in front of its eval input.
+
+    Input examples: {"train": {"inputs": [k], "targets": [k]}, "eval": {...}}.
+    Exemplars are kept in order while they fit: with a `sequence_length`, the
+    tokens of kept exemplars plus the eval input (and EOS) stay within
+    sequence_length["inputs"] (token counts of the pieces, which can differ by a
+    token at the joins); without one (e.g. tools/show_task.py) all are kept.
+    Other eval features ("options", "template_idx") pass through.
+    """
+    budget = (sequence_length or {}).get("inputs")
+    vocab = output_features["inputs"].vocabulary if (budget and output_features) else None
+
+    def fmt(ex):
+        train, final = ex["train"], ex["eval"]
+        shots = tf.strings.join(
+            [train["inputs"], SHOT_SEPARATOR, train["targets"], SHOT_SEPARATOR])
+        if vocab is not None:
+            shot_tokens = tf.cumsum(tf.map_fn(  # <= 16 exemplars: one encode each
+                lambda s: tf.size(vocab.encode_tf(s)), shots, fn_output_signature=tf.int32))
+            final_tokens = tf.size(vocab.encode_tf(final["inputs"])) + 1  # + EOS
+            fits = tf.cast(shot_tokens + final_tokens <= budget, tf.int32)
+            shots = shots[:tf.reduce_sum(fits)]
+        out = dict(final)
+        out["inputs"] = tf.strings.join([tf.strings.reduce_join(shots), final["inputs"]])
+        return out
+
+    return dataset.map(fmt, num_parallel_calls=tf.data.AUTOTUNE)
+
+
+# ---------------------------------------------------------------------------
+# Tasks.
+
+
+def _add_task(name: str, source: seqio.DataSource, field_preprocessors: Sequence[Callable],
+              templates: Sequence[Template], *, scoring: bool = False, shots: int = 0,
+              postprocess_fn=None, metric_fns=()) -> None:
+    templating = [*field_preprocessors,
+                  functools.partial(preprocessors.apply_templates, templates=tuple(templates))]
+    if shots:
+        # Exemplars come from train, templated like the eval example.
+        source = seqio.experimental.FewshotDataSource(
+            source, num_shots=shots, train_preprocessors=templating,
+            eval_preprocessors=templating, train_split="train")
+        steps = [fewshot_format]
+    else:
+        steps = list(templating)
+    if scoring:
+        steps.append(preprocessors.rank_classification_expand)
+        postprocess_fn, metric_fns = t5_post.rank_classification, (t5_metrics.rank_classification,)
+    steps.append(seqio.preprocessors.tokenize)
+    if not shots:  # exemplars are drawn afresh each pass, so few-shot data is not cacheable
+        steps.append(seqio.CacheDatasetPlaceholder())
+    steps.append(seqio.preprocessors.append_eos_after_trim)
+    seqio.TaskRegistry.remove(name)  # re-import replaces instead of raising
+    seqio.TaskRegistry.add(name, source=source, preprocessors=steps,
+                           output_features=OUTPUT_FEATURES, postprocess_fn=postprocess_fn,
+                           metric_fns=list(metric_fns))
+
+
+def _asks_for_answer(template: Template) -> bool:
+    """Rank classification needs the options offered and the answer as target."""
+    return template.uses_options and template.target == "{answer}"
+
+
+def register_dataset_tasks(
+    dataset: str,
+    templates: Sequence[Template],
+    *,
+    source: seqio.DataSource,
+    field_preprocessors: Sequence[Callable] = (),
+    available_fields: Iterable[str],
+    is_classification: bool,
+    cluster: str = "Custom",
+    postprocess_fn=None,
+    metric_fns: Sequence[Callable] = (t5_metrics.accuracy,),
+) -> list[str]:
+    """Registers every FLAN task variant of one dataset; returns the task names.
+
+    Raises:
+      ValueError: a template uses a field the dataset does not provide
+        (names the task and the field).
+    """
+    templates = list(templates)
+    templates_lib.validate_templates(dataset, templates, available_fields)
+    common = dict(postprocess_fn=postprocess_fn, metric_fns=metric_fns)
+    names = []
+
+    def add_with_shots(name, chosen):
+        for suffix, shots in [("", 0), *SHOTS.items()]:
+            names.append(name + suffix)
+            _add_task(names[-1], source, field_preprocessors, chosen, shots=shots, **common)
+
+    for n in NUM_TEMPLATES_LIST:
+        if n <= len(templates):
+            add_with_shots(templated_task_name(dataset, n), templates[:n])
+    for i, template in enumerate(templates):
+        add_with_shots(eval_task_name(dataset, i), [template])
+        if is_classification and _asks_for_answer(template):
+            names.append(scoring_eval_task_name(dataset, i))
+            _add_task(names[-1], source, field_preprocessors, [template], scoring=True)
+    ablated = {"no_template": templates_lib.no_template(templates),
+               "dataset_name": templates_lib.dataset_name(
+                   templates, cluster.replace("_", " ").title(), dataset)}
+    for ablation, ablated_templates in ablated.items():
+        names.append(ablation_task_name(dataset, ablation))
+        _add_task(names[-1], source, field_preprocessors, ablated_templates, **common)
+    return names
+
+
+def register_flan_dataset(dataset: str, templates: Sequence[Template],
+                          spec: DatasetSpec | None = None) -> list[str]:
+    """Registers a collection dataset (spec from datasets.DATASETS) with `templates`."""
+    spec = spec or DATASETS[dataset]
+    try:
+        cluster = clusters_lib.cluster_of(dataset)
+    except KeyError:
+        cluster = "Custom"
+    return register_dataset_tasks(
+        dataset, templates, source=source_for(spec),
+        field_preprocessors=[functools.partial(_to_fields, spec=spec)],
+        available_fields=spec.available_fields, is_classification=spec.is_classification,
+        cluster=cluster, postprocess_fn=spec.postprocess_fn, metric_fns=spec.metric_fns)
+
+
+def register_from_patterns(patterns: Mapping[str, Sequence[tuple[str, str]]],
+                           datasets: Mapping[str, DatasetSpec] = DATASETS) -> list[str]:
+    """Registers datasets from a FLAN-style PATTERNS dict (e.g. FLAN's own, for a fork).
+
+    Keys must name specs in `datasets`; returns the registered task names.
+    """
+    unknown = sorted(set(patterns) - set(datasets))
+    if unknown:
+        raise ValueError(f"PATTERNS names datasets without a spec: {unknown}; "
+                         f"known: {sorted(datasets)}")
+    names = []
+    for dataset, templates in templates_lib.load_patterns(patterns).items():
+        names += register_flan_dataset(dataset, templates, datasets[dataset])
+    return names
+
+
+# ---------------------------------------------------------------------------
+# Own instruction data from JSONL files.
+
+
+def _read_jsonl(path: str) -> list[dict[str, Any]]:
+    with tf.io.gfile.GFile(path) as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def _jsonl_dataset_fn(split: str, shuffle_files: bool, seed: int | None = None, *,
+                      paths: Mapping[str, str], fields: Sequence[str],
+                      options: Sequence[str] | None) -> tf.data.Dataset:
+    del shuffle_files, seed  # seqio shuffles examples after preprocessing
+    rows = _read_jsonl(paths[split])
+    per_example_options = options is None and rows and "options" in rows[0]
+
+    def generate():
+        for row in rows:
+            ex = {k: str(row[k]) for k in fields}
+            if options is not None or per_example_options:
+                ex["options"] = [str(o) for o in (options or row["options"])]
+            yield ex
+
+    signature = {k: tf.TensorSpec([], tf.string) for k in fields}
+    if options is not None or per_example_options:
+        signature["options"] = tf.TensorSpec([None], tf.string)
+    return tf.data.Dataset.from_generator(generate, output_signature=signature)
+
+
+def register_jsonl_task(
+    name: str,
+    train_path: str,
+    validation_path: str | None,
+    templates: Sequence[Template] | Sequence[tuple[str, str]],
+    *,
+    test_path: str | None = None,
+    options: Sequence[str] | None = None,
+    metric_fns: Sequence[Callable] = (t5_metrics.accuracy,),
+    postprocess_fn=None,
+    cluster: str = "Custom",
+) -> list[str]:
+    """Registers your own instruction data as FLAN-style tasks.
+
+    Each file holds one JSON object per line with (at least) the fields the
+    templates name, e.g. {"question": "...", "answer": "..."}. Classification
+    data either passes fixed `options` or gives each object an "options" list;
+    the answer field must then be one of them. Registers `name_{N}templates`,
+    `name_type_{i}` (and `_scoring_eval` for classification), and the two
+    ablations, exactly like a collection dataset, so the tasks can join mixtures.
+
+    Args:
+      name: dataset name (task names are derived from it).
+      train_path / validation_path / test_path: JSONL files (local or gs://);
+        validation and test are optional.
+      templates: Templates, or (input, target) pairs in FLAN's format.
+      options: fixed answer choices for a classification dataset.
+      metric_fns / postprocess_fn: scoring of generated targets.
+      cluster: the cluster name shown by the dataset_name ablation.
+
+    Returns:
+      The registered task names.
+
+    Raises:
+      ValueError: a template uses a field missing from the first train record.
+    """
+    templates = [t if isinstance(t, Template) else Template(*t) for t in templates]
+    first = _read_jsonl(train_path)[:1]
+    if not first:
+        raise ValueError(f"{name}: {train_path} holds no JSON records")
+    fields = [k for k, v in first[0].items() if k != "options" and not isinstance(v, list)]
+    is_classification = options is not None or "options" in first[0]
+    paths = {"train": train_path, "validation": validation_path, "test": test_path}
+    paths = {k: v for k, v in paths.items() if v}
+    source = seqio.FunctionDataSource(
+        functools.partial(_jsonl_dataset_fn, paths=paths, fields=tuple(fields),
+                          options=tuple(options) if options is not None else None),
+        splits=tuple(paths))
+    available = fields + (["options"] if is_classification else [])
+    return register_dataset_tasks(
+        name, templates, source=source, available_fields=available,
+        is_classification=is_classification, cluster=cluster, postprocess_fn=postprocess_fn,
+        metric_fns=metric_fns)
+
+
+# ---------------------------------------------------------------------------
+# Mixtures.
+
+
+def _add_mixture(name: str, task_names: Sequence[str], capped: bool) -> None:
+    rate = (functools.partial(seqio.mixing_rate_num_examples, maximum=MIXING_CAP) if capped
+            else seqio.mixing_rate_num_examples)
+    seqio.MixtureRegistry.remove(name)
+    seqio.MixtureRegistry.add(name, sorted(task_names), default_rate=rate)
+
+
+def mixture_members(templated: Iterable[str]) -> dict[str, tuple[str, ...]]:
+    """Every mixture name -> its task names, restricted to `templated` datasets.
+
+    Pure data (no seqio), so tests and tools can inspect the splits. Mixtures
+    left with no training or no evaluation task are omitted.
+    """
+    templated = set(templated)
+    members: dict[str, tuple[str, ...]] = {}
+
+    def add_split(stem: str, train: Iterable[str], test: Iterable[str], suffix: str) -> None:
+        train = [d for d in train if d in templated]
+        test = [d for d in test if d in templated]
+        if not train or not test:
+            return
+        members[f"{stem}_train"] = tuple(f"{d}_{suffix}" for d in train)
+        members[f"{stem}_eval"] = tuple(f"{d}_{suffix}" for d in test)
+
+    all_datasets = list(dict.fromkeys(d for ms in clusters_lib.CLUSTERS.values() for d in ms))
+    for n in NUM_TEMPLATES_LIST:
+        for shot_suffix in ("", *SHOTS):
+            suffix = f"{n}templates{shot_suffix}"
+            for idx, cluster in enumerate(clusters_lib.CLUSTERS):
+                train, test = clusters_lib.inter_cluster_split(cluster)
+                add_split(inter_cluster_split_name(idx, suffix), train, test, suffix)
+        suffix = f"{n}templates"
+        add_split(f"flan_all_overlap_{suffix}", all_datasets, all_datasets, suffix)
+        superglue_train = [d for d in all_datasets if d not in clusters_lib.SUPERGLUE]
+        superglue_test = [d for d in all_datasets if d in clusters_lib.SUPERGLUE]
+        add_split(f"flan_superglue_split_{suffix}", superglue_train, superglue_test, suffix)
+        # Cluster-count ablation: the first k training clusters, round robin over them.
+        test = [d for c in clusters_lib.DIVERSITY_TEST_CLUSTERS for d in clusters_lib.CLUSTERS[c]]
+        for k in range(1, len(clusters_lib.DIVERSITY_TRAIN_ORDER)):
+            chosen = [clusters_lib.CLUSTERS[c] for c in clusters_lib.DIVERSITY_TRAIN_ORDER[:k]]
+            train = [d for ms in chosen for d in ms]
+            add_split(f"flan_diversity_split{k}_{suffix}", train, test, suffix)
+    # Task-count ablation (10 templates): a fixed shuffle, the first k templated ones.
+    shuffled = [d for d in all_datasets if d not in clusters_lib.SUPERGLUE and d in templated]
+    random.Random(42).shuffle(shuffled)
+    for k in NUM_TRAIN_TASKS_LIST:
+        if k <= len(shuffled):
+            add_split(f"flan_superglue_split_10templates_{k}train_tasks", shuffled[:k],
+                      clusters_lib.SUPERGLUE, "10templates")
+    # Instruction ablations: held-out training mixtures without instructions.
+    for ablation in ABLATIONS:
+        for idx, cluster in enumerate(clusters_lib.CLUSTERS):
+            train, test = clusters_lib.inter_cluster_split(cluster)
+            stem = inter_cluster_split_name(idx, ablation)
+            add_split(stem, train, test, ablation)
+            members.pop(f"{stem}_eval", None)  # evaluate with instructions (the Ntemplates eval)
+    return members
+
+
+def register_mixtures(templated: Iterable[str]) -> dict[str, tuple[str, ...]]:
+    members = mixture_members(templated)
+    for name, task_names in members.items():
+        _add_mixture(name, task_names, capped=name.endswith("_train"))
+    return members
