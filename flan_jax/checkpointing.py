@@ -104,9 +104,10 @@ class Checkpointer:
 
     def _check_resumable(self, step: int) -> None:
         """A params-only checkpoint (e.g. from flan_jax.convert) cannot continue a run."""
-        metadata = self._manager.item_metadata(step)
-        state = metadata.get("state") or {}
-        if metadata.get("data") is None or "opt_state" not in state:
+        state = self._manager.item_metadata(step).get("state") or {}
+        # The JSON item carries no tree metadata, so look for its directory instead.
+        has_data = (epath.Path(self.directory) / str(step) / "data").exists()
+        if "opt_state" not in state or not has_data:
             raise ValueError(
                 f"MODEL_DIR's checkpoint {self.directory}/{step} holds params only (a converted "
                 "or exported checkpoint), not a resumable training state. Pass that directory "
