@@ -31,7 +31,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from flan_jax import checkpointing, data, launch, metrics_log, optim, partitioning, trainer
+from flan_jax import (checkpointing, data, evaluation, launch, metrics_log, optim,
+                      partitioning, trainer)
 from flan_jax.models import t5
 
 # Macros a run must set; checked before anything else happens.
@@ -101,8 +102,14 @@ def train(
     log_every_steps: int = 10,
     random_seed: int = 0,
     progress_bar: bool | None = None,
+    eval_dataset: evaluation.EvalConfig | None = None,
+    eval_period: int = 1000,
 ) -> TrainSummary:
-    """Trains until `train_steps` updates have been applied in total (resuming counts)."""
+    """Trains until `train_steps` updates have been applied in total (resuming counts).
+
+    With eval_dataset naming a mixture, the params are evaluated every `eval_period` steps and
+    the metrics ('eval/<task>/<metric>') join that step's record in metrics.jsonl.
+    """
     # ------------------------------------------------------------------ validate the launch
     model_dir = checkpointing.absolute_path(model_dir)
     if not isinstance(train_steps, int) or train_steps < 1:
@@ -121,6 +128,11 @@ def train(
 
     if initial_checkpoint_path:
         checkpointing.resolve_initial_checkpoint(initial_checkpoint_path)
+    evaluate_during_training = bool(eval_dataset and eval_dataset.mixture_or_task_name)
+    if evaluate_during_training:
+        if not isinstance(eval_period, int) or eval_period < 1:
+            raise ValueError(f"EVAL_PERIOD must be a positive integer, got {eval_period!r}.")
+        evaluation.eval_tasks(eval_dataset.mixture_or_task_name, eval_dataset.split)
 
     # ------------------------------------------------------------------ shapes and shardings
     model = t5.Transformer(model_config)
@@ -168,6 +180,10 @@ def train(
         donate_argnums=(0,))
     dropout_key = jax.device_put(jax.random.PRNGKey(random_seed + 1), replicated)
     schedule = optim.make_schedule(optimizer)
+    # Built once: eval data cached, generate/score jitted separately from the train step.
+    evaluator = (evaluation.Evaluator(eval_dataset, model, mesh, rules,
+                                      layout.shardings.params)
+                 if evaluate_during_training else None)
 
     # ------------------------------------------------------------------ train loop
     log = metrics_log.MetricsLog(model_dir, train_steps, start_step, progress_bar)
@@ -189,7 +205,7 @@ def train(
                 "Lower the learning rate, enable z-loss, or check the data, then resume.")
         window.append(host)
 
-    def flush_log(step: int) -> None:
+    def flush_log(step: int, extra: dict[str, float] | None = None) -> None:
         nonlocal window_start, first_loss, last_loss
         elapsed = time.perf_counter() - window_start
         counts = ("tokens", "input_tokens")
@@ -198,7 +214,7 @@ def train(
         tokens = sum(m["tokens"] + m["input_tokens"] for m in window)
         means.update(learning_rate=float(schedule(step - 1)),
                      tokens_per_s=tokens / elapsed, seconds_per_step=elapsed / len(window))
-        log.write(step, means)
+        log.write(step, {**means, **(extra or {})})
         first_loss = means["loss"] if first_loss is None else first_loss
         last_loss = means["loss"]
         window.clear()
@@ -220,11 +236,19 @@ def train(
                     log.advance(step)
                     preempted = preemption.should_stop()
                     is_last = step == train_steps or preempted
-                    if step % log_every_steps == 0 or is_last or ckpt.should_save(step):
+                    eval_due = evaluator is not None and step % eval_period == 0
+                    if (step % log_every_steps == 0 or is_last or ckpt.should_save(step)
+                            or eval_due):
                         check(*pending)
                         pending = None
-                        if step % log_every_steps == 0 or is_last:
-                            flush_log(step)
+                        eval_metrics = None
+                        if eval_due:
+                            eval_started = time.perf_counter()
+                            eval_metrics = evaluator.evaluate(state.params, step).flat()
+                            # Evaluation time is not training time either.
+                            window_start += time.perf_counter() - eval_started
+                        if step % log_every_steps == 0 or is_last or eval_due:
+                            flush_log(step, eval_metrics)
                     if ckpt.should_save(step) or is_last:
                         save_started = time.perf_counter()
                         ckpt.save(step, state, batches.state())
@@ -236,6 +260,8 @@ def train(
         finally:
             ckpt.close()
             log.close()
+            if evaluator is not None:
+                evaluator.close()
 
     # ------------------------------------------------------------------ finish
     summary = TrainSummary(

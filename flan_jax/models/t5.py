@@ -9,6 +9,9 @@ Inputs follow seqio's EncDecFeatureConverter: int32 [batch, length] token ids wi
 padding, optionally packed (several examples per row, told apart by segment ids). All masks
 are derived from the tokens and segment ids, so a packed row gives the same per-token logits
 as its examples run one by one.
+
+For generation the decoder also runs one position at a time over a KV cache (the 'cache'
+collection, `Transformer.decode(..., decode=True)`); flan_jax/models/decoding.py drives it.
 """
 from __future__ import annotations
 
@@ -245,8 +248,13 @@ class RelativePositionBias(nn.Module):
     bidirectional: bool
 
     @nn.compact
-    def __call__(self, query_length: int, key_length: int) -> jax.Array:
-        """Returns the float32 bias [1, heads, query_length, key_length]."""
+    def __call__(self, query_length: int, key_length: int,
+                 query_offset: int | jax.Array = 0) -> jax.Array:
+        """Returns the float32 bias [1, heads, query_length, key_length].
+
+        query_offset: position of the first query (the cache index when decoding one
+        position at a time); keys always start at position 0.
+        """
         table = self.param(
             "rel_embedding",
             nn.with_logical_partitioning(nn.initializers.variance_scaling(1.0, "fan_avg",
@@ -255,7 +263,8 @@ class RelativePositionBias(nn.Module):
             (self.num_heads, self.num_buckets), jnp.float32)
         # Offsets within a row equal offsets within a packed segment; cross-segment pairs
         # are masked, so positions from arange are right with packing too.
-        relative = jnp.arange(key_length)[None, :] - jnp.arange(query_length)[:, None]
+        query_positions = jnp.arange(query_length)[:, None] + query_offset
+        relative = jnp.arange(key_length)[None, :] - query_positions
         buckets = relative_position_bucket(relative, bidirectional=self.bidirectional,
                                            num_buckets=self.num_buckets,
                                            max_distance=self.max_distance)
@@ -269,12 +278,24 @@ class MultiHeadAttention(nn.Module):
 
     @nn.compact
     def __call__(self, inputs_q: jax.Array, inputs_kv: jax.Array, mask: jax.Array,
-                 bias: jax.Array | None, deterministic: bool) -> jax.Array:
+                 bias: jax.Array | None, deterministic: bool, *, decode: bool = False,
+                 cache_index: jax.Array | None = None,
+                 max_decode_length: int | None = None) -> jax.Array:
         """Attends from inputs_q [batch, q_len, embed] to inputs_kv [batch, kv_len, embed].
 
         Args:
           mask: bool [batch, 1, q_len, kv_len], True where attention is allowed.
           bias: optional float32 [1, heads, q_len, kv_len] relative position bias.
+          decode: use the 'cache' collection (see below); kv_len in mask and bias is then
+            the cached length.
+          cache_index: with decode, marks self-attention: inputs_kv is the one new position
+            [batch, 1, embed]; its key and value are written at cache_index into
+            cached_key / cached_value [batch, max_decode_length, heads, head_dim] (created as
+            zeros on the first call) and the query attends to the whole cache (the mask hides
+            positions after cache_index). Without cache_index, decode marks cross-attention:
+            inputs_kv (the encoder output) is the same every step, so its keys and values are
+            projected on the first call, cached (heads-major) and reused.
+          max_decode_length: the self-attention cache length, needed on the creating call.
         Returns:
           [batch, q_len, embed] in the activation dtype.
         """
@@ -283,17 +304,61 @@ class MultiHeadAttention(nn.Module):
         axes = ("embed", "joined_kv")
         # T5X scales the query init instead of the logits, so checkpoints need no rescaling.
         query_init = lambda *a: _kernel_init(1.0, "normal")(*a) / math.sqrt(cfg.head_dim)
-        query = Dense(joined, axes, dtype, query_init, name="query")(inputs_q)
-        key = Dense(joined, axes, dtype, _kernel_init(1.0, "normal"), name="key")(inputs_kv)
-        value = Dense(joined, axes, dtype, _kernel_init(1.0, "normal"), name="value")(inputs_kv)
-        query, key, value = (self._split_heads(x) for x in (query, key, value))
+        query = self._split_heads(Dense(joined, axes, dtype, query_init, name="query")(inputs_q))
+        project = lambda name: self._split_heads(
+            Dense(joined, axes, dtype, _kernel_init(1.0, "normal"), name=name)(inputs_kv))
+        kv_axes = "bkhd"  # [batch, kv_len, heads, head_dim]
+        if not decode:
+            key, value = project("key"), project("value")
+        elif cache_index is None:
+            key, value = self._static_kv_cache(project)
+            kv_axes = "bhkd"
+        else:
+            key, value = self._append_kv_cache(project("key"), project("value"), cache_index,
+                                               max_decode_length)
 
-        weights = self._attention_weights(query, key, mask, bias, deterministic)
-        context = jnp.einsum("bhqk,bkhd->bqhd", weights.astype(dtype), value)
+        weights = self._attention_weights(query, key, mask, bias, deterministic, kv_axes)
+        context = jnp.einsum(f"bhqk,{kv_axes}->bqhd", weights.astype(dtype), value)
         context = context.reshape(context.shape[:2] + (joined,))
         out = Dense(cfg.emb_dim, ("joined_kv", "embed"), dtype, _kernel_init(1.0, "normal"),
                     name="out")(context)
         return nn.with_logical_constraint(out, ("batch", "length", "embed"))
+
+    def _static_kv_cache(self, project: Callable[[str], jax.Array]
+                         ) -> tuple[jax.Array, jax.Array]:
+        """Keys and values of a constant inputs_kv, projected once and then read from cache.
+
+        Returns (and caches) them heads-major, [batch, heads, kv_len, head_dim]: the layout the
+        attention matmuls consume, so a decoding loop does not transpose them every step.
+        """
+        if self.has_variable("cache", "cached_key"):
+            return (self.get_variable("cache", "cached_key"),
+                    self.get_variable("cache", "cached_value"))
+        key, value = (jnp.swapaxes(project(name), 1, 2) for name in ("key", "value"))
+        self.variable("cache", "cached_key", lambda: key)
+        self.variable("cache", "cached_value", lambda: value)
+        return key, value
+
+    def _append_kv_cache(self, key: jax.Array, value: jax.Array, cache_index: jax.Array,
+                         max_decode_length: int | None) -> tuple[jax.Array, jax.Array]:
+        """Writes one position's key/value [batch, 1, heads, head_dim] at cache_index.
+
+        Returns the whole cache, [batch, max_decode_length, heads, head_dim] each.
+        """
+        if key.shape[1] != 1:
+            raise ValueError("Cached self-attention decodes one position per call; got "
+                             f"{key.shape[1]} decoder positions.")
+        if not self.has_variable("cache", "cached_key") and max_decode_length is None:
+            raise ValueError("Creating the decoding cache needs max_decode_length.")
+        shape = (key.shape[0], max_decode_length) + key.shape[2:]
+        cached_key = self.variable("cache", "cached_key", jnp.zeros, shape, key.dtype)
+        cached_value = self.variable("cache", "cached_value", jnp.zeros, shape, value.dtype)
+        start = (0, cache_index, 0, 0)
+        for cached, new in ((cached_key, key), (cached_value, value)):
+            updated = jax.lax.dynamic_update_slice(cached.value, new.astype(cached.value.dtype),
+                                                   start)
+            cached.value = nn.with_logical_constraint(updated, ("batch", "length", "heads", "kv"))
+        return cached_key.value, cached_value.value
 
     def _split_heads(self, x: jax.Array) -> jax.Array:
         """[batch, length, heads * head_dim] -> [batch, length, heads, head_dim]."""
@@ -301,12 +366,16 @@ class MultiHeadAttention(nn.Module):
         return nn.with_logical_constraint(x, ("batch", "length", "heads", "kv"))
 
     def _attention_weights(self, query: jax.Array, key: jax.Array, mask: jax.Array,
-                           bias: jax.Array | None, deterministic: bool) -> jax.Array:
-        """float32 softmax weights [batch, heads, q_len, kv_len], with dropout."""
+                           bias: jax.Array | None, deterministic: bool,
+                           key_axes: str = "bkhd") -> jax.Array:
+        """float32 softmax weights [batch, heads, q_len, kv_len], with dropout.
+
+        query is [batch, q_len, heads, head_dim]; key_axes names key's layout.
+        """
         cfg = self.config
         if cfg.float32_attention_logits:
             query, key = query.astype(jnp.float32), key.astype(jnp.float32)
-        logits = jnp.einsum("bqhd,bkhd->bhqk", query, key).astype(jnp.float32)
+        logits = jnp.einsum(f"bqhd,{key_axes}->bhqk", query, key).astype(jnp.float32)
         logits += jnp.where(mask, 0.0, NEG_INF)
         if bias is not None:
             logits += bias
@@ -378,19 +447,26 @@ class DecoderLayer(nn.Module):
 
     @nn.compact
     def __call__(self, x: jax.Array, encoded: jax.Array, self_mask: jax.Array,
-                 cross_mask: jax.Array, bias: jax.Array, deterministic: bool) -> jax.Array:
+                 cross_mask: jax.Array, bias: jax.Array, deterministic: bool, *,
+                 cache_index: jax.Array | None = None,
+                 max_decode_length: int | None = None) -> jax.Array:
         """x [batch, dec_len, embed]; encoded [batch, enc_len, embed].
 
         self_mask [batch, 1, dec_len, dec_len]; cross_mask [batch, 1, dec_len, enc_len];
-        bias [1, heads, dec_len, dec_len] for self-attention only.
+        bias [1, heads, dec_len, dec_len] for self-attention only. With cache_index (one-step
+        cached decoding, see MultiHeadAttention) dec_len is 1 and the self-attention key
+        length is max_decode_length.
         """
         cfg, dtype = self.config, self.config.activation_dtype
+        decode = cache_index is not None
         y = RMSNorm(dtype, name="pre_self_attention_layer_norm")(x)
-        y = MultiHeadAttention(cfg, name="self_attention")(y, y, self_mask, bias, deterministic)
+        y = MultiHeadAttention(cfg, name="self_attention")(
+            y, y, self_mask, bias, deterministic, decode=decode, cache_index=cache_index,
+            max_decode_length=max_decode_length)
         x = x + _dropout(cfg, y, deterministic)
         y = RMSNorm(dtype, name="pre_cross_attention_layer_norm")(x)
         y = MultiHeadAttention(cfg, name="encoder_decoder_attention")(
-            y, encoded, cross_mask, None, deterministic)
+            y, encoded, cross_mask, None, deterministic, decode=decode)
         x = x + _dropout(cfg, y, deterministic)
         y = RMSNorm(dtype, name="pre_mlp_layer_norm")(x)
         y = MlpBlock(cfg, name="mlp")(y, deterministic)
@@ -440,9 +516,16 @@ class Decoder(nn.Module):
     shared_embedding: Embed
 
     @nn.compact
-    def __call__(self, encoded: jax.Array, tokens: jax.Array, self_mask: jax.Array,
-                 cross_mask: jax.Array, deterministic: bool) -> jax.Array:
+    def __call__(self, encoded: jax.Array, tokens: jax.Array, self_mask: jax.Array | None,
+                 cross_mask: jax.Array, deterministic: bool, *, decode: bool = False,
+                 max_decode_length: int | None = None) -> jax.Array:
         """encoded [batch, enc_len, embed]; tokens [batch, dec_len] (inputs, shifted right).
+
+        With decode, tokens is the one position [batch, 1] at the cache's 'cache_index'
+        (a scalar this module keeps in the 'cache' collection and advances by one per call);
+        self_mask is then ignored: the causal mask is "key position <= cache_index". The call
+        that creates the cache runs position 0 without advancing the index, so its output is
+        to be discarded and the next call runs position 0 again.
 
         Returns float32 logits [batch, dec_len, vocab].
         """
@@ -450,13 +533,30 @@ class Decoder(nn.Module):
         y = self.shared_embedding(tokens)
         y = _dropout(cfg, y, deterministic)
         y = nn.with_logical_constraint(y, ("batch", "length", "embed"))
-        bias = RelativePositionBias(cfg.num_heads, cfg.relative_attention_num_buckets,
-                                    cfg.relative_attention_max_distance, bidirectional=False,
-                                    name="relpos_bias")(tokens.shape[1], tokens.shape[1])
-        layer_class = _maybe_remat(DecoderLayer, cfg, deterministic_argnum=6)
+        relpos_bias = RelativePositionBias(
+            cfg.num_heads, cfg.relative_attention_num_buckets,
+            cfg.relative_attention_max_distance, bidirectional=False, name="relpos_bias")
+        if decode:
+            if max_decode_length is None:
+                raise ValueError("Decoding with a cache (decode=True) needs max_decode_length, "
+                                 "the cache length.")
+            creating = not self.has_variable("cache", "cache_index")
+            index_var = self.variable("cache", "cache_index", jnp.zeros, (), jnp.int32)
+            cache_index = index_var.value
+            if not creating:
+                index_var.value = cache_index + 1
+            # The current position's row of the causal bias and mask, over the whole cache.
+            bias = relpos_bias(1, max_decode_length, query_offset=cache_index)
+            self_mask = (jnp.arange(max_decode_length) <= cache_index)[None, None, None, :]
+            layer_class = DecoderLayer  # nothing to rematerialise without a backward pass
+            decode_kwargs = dict(cache_index=cache_index, max_decode_length=max_decode_length)
+        else:
+            bias = relpos_bias(tokens.shape[1], tokens.shape[1])
+            layer_class = _maybe_remat(DecoderLayer, cfg, deterministic_argnum=6)
+            decode_kwargs = {}  # nn.remat'd layers take positional arguments only
         for i in range(cfg.num_decoder_layers):
             y = layer_class(cfg, name=f"layers_{i}")(
-                y, encoded, self_mask, cross_mask, bias, deterministic)
+                y, encoded, self_mask, cross_mask, bias, deterministic, **decode_kwargs)
         y = RMSNorm(cfg.activation_dtype, name="decoder_norm")(y)
         y = _dropout(cfg, y, deterministic)
         if cfg.logits_via_embedding:
@@ -549,23 +649,35 @@ class Transformer(nn.Module):
                encoder_segment_ids: jax.Array | None = None,
                decoder_segment_ids: jax.Array | None = None,
                decoder_positions: jax.Array | None = None, *,
-               enable_dropout: bool = True) -> jax.Array:
-        """Teacher-forced decoder pass.
+               enable_dropout: bool = True, decode: bool = False,
+               max_decode_length: int | None = None) -> jax.Array:
+        """Teacher-forced decoder pass, or one step of cached decoding.
 
         Args:
           encoded: [batch, enc_len, emb_dim] from `encode`.
           encoder_input_tokens: int32 [batch, enc_len], for the cross-attention mask.
           decoder_input_tokens: int32 [batch, dec_len], the targets shifted right.
           decoder_target_tokens: int32 [batch, dec_len], for the masks only.
+          decode: cached incremental decoding (apply with mutable=['cache']):
+            decoder_input_tokens is the one token [batch, 1] at the cache's position, the
+            decoder attends to every earlier cached position, and decoder_target_tokens and
+            the segment ids are ignored (one example per row; the cross-attention mask comes
+            from encoder_input_tokens alone). See Decoder for how the cache is created.
+          max_decode_length: with decode, the self-attention cache length.
         Returns:
           float32 logits [batch, dec_len, vocab].
         """
         del decoder_positions  # see the class docstring
-        self_mask = decoder_self_mask(decoder_target_tokens, decoder_segment_ids)
-        cross_mask = cross_attention_mask(decoder_target_tokens, encoder_input_tokens,
-                                          decoder_segment_ids, encoder_segment_ids)
+        if decode:
+            self_mask = None  # the Decoder derives it from the cache index
+            cross_mask = (encoder_input_tokens > 0)[:, None, None, :]
+        else:
+            self_mask = decoder_self_mask(decoder_target_tokens, decoder_segment_ids)
+            cross_mask = cross_attention_mask(decoder_target_tokens, encoder_input_tokens,
+                                              decoder_segment_ids, encoder_segment_ids)
         return self.decoder(encoded, decoder_input_tokens, self_mask, cross_mask,
-                            not enable_dropout)
+                            not enable_dropout, decode=decode,
+                            max_decode_length=max_decode_length)
 
     def __call__(self, encoder_input_tokens: jax.Array, decoder_input_tokens: jax.Array,
                  decoder_target_tokens: jax.Array,

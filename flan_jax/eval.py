@@ -1,0 +1,142 @@
+r"""Evaluates a checkpoint on a SeqIO mixture's eval split: the gin entry point.
+
+    python -m flan_jax.eval \
+      --gin_file=gin_configs/models/t5_1_1/base.gin \
+      --gin_file=gin_configs/runs/eval.gin \
+      --gin.CHECKPOINT_PATH="'/tmp/flan_run'" \
+      --gin.MIXTURE_OR_TASK_NAME="'mini_flan_heldout_entailment_scoring_eval'" \
+      --gin.TASK_FEATURE_LENGTHS="{'inputs': 512, 'targets': 128}" \
+      --gin.EVAL_OUTPUT_DIR="'/tmp/flan_eval'"
+
+`evaluate()` reads top to bottom: validate the launch, lay out parameter shapes and
+shardings (as training does), restore the params, build the evaluator (data cached, steps
+jitted), run it, write the results. It writes, under EVAL_OUTPUT_DIR:
+  <task>.json        the task's metrics, overall and per template
+  summary.md/.csv    FLAN's per-task average-template / best-template table and cluster means
+  <task>/ events     TensorBoard summaries; <task>-metrics.jsonl and inferences (seqio)
+"""
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import sys
+from typing import Mapping, Sequence
+
+import flax.linen as nn
+import gin
+import jax
+import optax
+
+from flan_jax import checkpointing, evaluation, launch, partitioning, summary, trainer
+from flan_jax.models import t5
+
+REQUIRED_MACROS = ("CHECKPOINT_PATH", "MIXTURE_OR_TASK_NAME", "TASK_FEATURE_LENGTHS",
+                   "EVAL_OUTPUT_DIR")
+
+
+@dataclasses.dataclass(frozen=True)
+class EvalRun:
+    """What an evaluation leaves behind."""
+
+    checkpoint: str
+    step: int
+    output_dir: str
+    results: evaluation.EvalResults
+    summary: summary.Summary
+    summary_paths: tuple[str, ...]
+
+
+def evaluate(
+    *,
+    checkpoint_path: str,
+    output_dir: str,
+    model_config: t5.T5Config,
+    eval_dataset: evaluation.EvalConfig,
+    partitioning_config: partitioning.PartitioningConfig = partitioning.PartitioningConfig(),
+    clusters: Mapping[str, Sequence[str]] | None = None,
+    excluded_templates: Mapping[str, Sequence[int]] | None = None,
+) -> EvalRun:
+    """Restores the params of `checkpoint_path` and evaluates them on `eval_dataset`.
+
+    Args:
+      checkpoint_path: a run directory (MODEL_DIR), its checkpoints/ directory, or one step
+        directory; the latest step is used unless a step directory is given.
+      output_dir: where results go (see the module docstring).
+      clusters: cluster -> task names, for the summary (tasks in none: cluster "other").
+      excluded_templates: task -> template indices the summary leaves out.
+    """
+    # ------------------------------------------------------------------ validate the launch
+    output_dir = checkpointing.absolute_path(output_dir)
+    if not eval_dataset.mixture_or_task_name:
+        raise ValueError("MIXTURE_OR_TASK_NAME is not set: name the eval mixture or task.")
+    evaluation.eval_tasks(eval_dataset.mixture_or_task_name, eval_dataset.split)
+    try:
+        checkpoint_dir, step = checkpointing.resolve_initial_checkpoint(checkpoint_path)
+    except FileNotFoundError:
+        raise FileNotFoundError(
+            f"CHECKPOINT_PATH={checkpoint_path!r} holds no flan_jax checkpoint. Give a run "
+            "directory (MODEL_DIR of a training run), its checkpoints/ directory, or one step "
+            "directory inside it.") from None
+    mesh = partitioning.create_mesh(partitioning_config.num_partitions)
+    partitioning.check_batch_size(eval_dataset.batch_size, mesh)
+
+    # ------------------------------------------------------------------ shapes and shardings
+    model = t5.Transformer(model_config)
+    rules = partitioning.logical_axis_rules(partitioning_config.parameter_sharding)
+    # Params only: an optimizer without state gives training's parameter layout.
+    layout = trainer.state_layout(model, optax.set_to_zero(), mesh, rules)
+
+    # ------------------------------------------------------------------ restore the params
+    with mesh, nn.logical_axis_rules(rules):
+        params = checkpointing.load_initial_params(checkpoint_path, layout.abstract.params)
+    logging.info("Restored params of step %d from %s.", step, checkpoint_dir)
+
+    # ------------------------------------------------------------------ data and compiled steps
+    evaluator = evaluation.Evaluator(eval_dataset, model, mesh, rules, layout.shardings.params,
+                                     log_dir=output_dir)
+
+    # ------------------------------------------------------------------ evaluate
+    try:
+        results = evaluator.evaluate(params, step=step)
+    finally:
+        evaluator.close()
+
+    # ------------------------------------------------------------------ write the results
+    table = summary.summarize(results.per_template, clusters, excluded_templates)
+    paths: tuple[str, ...] = ()
+    if jax.process_index() == 0:
+        evaluation.write_results(results, output_dir)
+        paths = summary.write(table, output_dir)
+        print(f"flan_jax: evaluated {checkpoint_dir} step {step} on "
+              f"{eval_dataset.mixture_or_task_name!r} ({eval_dataset.split})\n\n"
+              f"{summary.to_markdown(table)}\nresults: {output_dir}", flush=True)
+    return EvalRun(checkpoint=checkpoint_dir, step=step, output_dir=output_dir,
+                   results=results, summary=table, summary_paths=paths)
+
+
+def main(argv: Sequence[str] | None = None) -> EvalRun:
+    args = launch.parse_args(sys.argv[1:] if argv is None else argv,
+                             description="Evaluate a checkpoint on a SeqIO mixture.")
+    launch.quiet_expected_warnings()
+    launch.maybe_initialize_distributed(args)
+    launch.parse_gin(args)
+    launch.check_required_macros(REQUIRED_MACROS)
+    # gin_configs/runs/eval.gin binds flan_jax.eval.evaluate by dynamic registration.
+    return gin.get_configurable(evaluate)()
+
+
+if __name__ == "__main__":
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
+    # As in flan_jax.train: run the *imported* module's main, the one gin has bound.
+    from flan_jax import eval as _entry
+    try:
+        _entry.main()
+    except (ValueError, FileNotFoundError) as error:
+        # Launch and data errors (bad paths, unknown names, other model shapes) are for the
+        # user, not a traceback.
+        if os.environ.get("FLAN_JAX_TRACEBACK"):
+            raise
+        print(f"flan_jax.eval: error: {error}\n(FLAN_JAX_TRACEBACK=1 shows the traceback.)",
+              file=sys.stderr)
+        sys.exit(2)

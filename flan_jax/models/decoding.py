@@ -1,0 +1,365 @@
+"""Generation (greedy, beam search, temperature sampling) over T5's KV cache, and scoring.
+
+The encoder runs once; the decoder then runs one position per step inside a
+jax.lax.while_loop, reading and extending the 'cache' collection of flan_jax/models/t5.py
+(self-attention keys/values appended per step, cross-attention keys/values projected once).
+The loop stops as soon as every sequence is finished, or after max_decode_length steps.
+
+Conventions (T5 / seqio): token 0 is padding and the decoder's start token, EOS is 1 by
+default. Everything here is a pure function of (params, inputs, rng), jittable with the
+config static, e.g. jax.jit(functools.partial(generate, model, config=config)). Under a mesh
+with logical axis rules the batch dimension follows the model's 'batch' constraints.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Callable, Mapping
+
+import flax
+import jax
+import jax.numpy as jnp
+
+from flan_jax.models import t5
+
+_METHODS = ("greedy", "beam", "sample")
+# Stands in for -inf in scores: arithmetic on it stays finite (no inf - inf = NaN).
+NEG_INF = -1.0e7
+
+Params = Any
+Cache = Any
+
+
+@dataclasses.dataclass(frozen=True)
+class DecodingConfig:
+    """How `generate` picks tokens.
+
+    Attributes:
+      method: "greedy" (argmax), "beam" (beam search) or "sample" (ancestral sampling).
+      max_decode_length: number of generated tokens, EOS included.
+      num_beams: beam width, for "beam".
+      length_penalty: for "beam", alpha of the GNMT / T5X brevity penalty: a finished
+        sequence of n tokens scores log p / ((5 + n) / 6) ** alpha; 0 disables it.
+      temperature: for "sample", logits are divided by it before sampling.
+      top_k: for "sample", sample among the k most likely tokens; 0 = the full distribution.
+    """
+
+    method: str = "greedy"
+    max_decode_length: int = 64
+    num_beams: int = 4
+    length_penalty: float = 0.6
+    temperature: float = 1.0
+    top_k: int = 0
+
+    def __post_init__(self):
+        if self.method not in _METHODS:
+            raise ValueError(f"DecodingConfig.method must be one of {_METHODS}, got "
+                             f"{self.method!r}.")
+        for name in ("max_decode_length", "num_beams"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"DecodingConfig.{name} must be a positive integer, got "
+                                 f"{value!r}.")
+        if not self.length_penalty >= 0.0:
+            raise ValueError("DecodingConfig.length_penalty (alpha) must be >= 0, got "
+                             f"{self.length_penalty!r}; 0 disables the penalty.")
+        if not self.temperature > 0.0:
+            raise ValueError(f"DecodingConfig.temperature must be > 0, got {self.temperature!r}"
+                             "; use method='greedy' for argmax decoding.")
+        if isinstance(self.top_k, bool) or not isinstance(self.top_k, int) or self.top_k < 0:
+            raise ValueError(f"DecodingConfig.top_k must be an integer >= 0 (0 = no top-k "
+                             f"filtering), got {self.top_k!r}.")
+
+
+def brevity_penalty(length: jax.Array | int, alpha: float) -> jax.Array:
+    """((5 + length) / 6) ** alpha, the divisor of a beam's log-probability (GNMT, T5X)."""
+    return jnp.power((5.0 + jnp.asarray(length, jnp.float32)) / 6.0, alpha)
+
+
+# ----------------------------------------------------------------------------------------
+# Public API
+# ----------------------------------------------------------------------------------------
+
+def generate(model: t5.Transformer, params: Params, encoder_input_tokens: jax.Array,
+             config: DecodingConfig, *, rng: jax.Array | None = None, eos_id: int = 1,
+             encoder_segment_ids: jax.Array | None = None) -> tuple[jax.Array, jax.Array]:
+    """Generates targets for a batch of inputs.
+
+    Args:
+      model: the T5 Transformer (its config fixes the shapes).
+      params: the 'params' collection (unboxed), possibly sharded.
+      encoder_input_tokens: int32 [batch, in_len], 0 = padding; one example per row.
+      config: the decoding method and its settings.
+      rng: a PRNG key, required for method "sample" (same key, same output).
+      eos_id: the end-of-sequence token.
+      encoder_segment_ids: optional int32 [batch, in_len]; only restricts the encoder's
+        self-attention (the decoder attends to every non-padding input token).
+    Returns:
+      tokens: int32 [batch, max_decode_length], 0 after the first EOS (and everywhere after
+        the end when no EOS was produced within max_decode_length).
+      scores: float32 [batch]. greedy / sample: sum of the model's log-probabilities
+        (untempered, unfiltered) of the returned tokens up to and including EOS. beam: that
+        sum divided by brevity_penalty(n, length_penalty), n = the number of returned
+        non-padding tokens including EOS (max_decode_length when no EOS was produced).
+    """
+    if config.method == "sample" and rng is None:
+        raise ValueError("generate(method='sample') needs rng, a jax.random key.")
+    if config.top_k > model.config.vocab_size:
+        raise ValueError(f"DecodingConfig.top_k={config.top_k} exceeds the model's vocabulary "
+                         f"size {model.config.vocab_size}.")
+    encoder_input_tokens = jnp.asarray(encoder_input_tokens, jnp.int32)
+    if encoder_input_tokens.ndim != 2:
+        raise ValueError("encoder_input_tokens must be [batch, length], got shape "
+                         f"{encoder_input_tokens.shape}.")
+    encoded = model.apply({"params": params}, encoder_input_tokens, encoder_segment_ids,
+                          enable_dropout=False, method=model.encode)
+    if config.method == "beam":
+        return _beam_search(model, params, encoded, encoder_input_tokens, config, eos_id)
+    choose = _argmax if config.method == "greedy" else _sampler(config)
+    return _sequential_decode(model, params, encoded, encoder_input_tokens, config, eos_id,
+                              choose, rng)
+
+
+def score(model: t5.Transformer, params: Params, batch: Mapping[str, jax.Array]) -> jax.Array:
+    """Teacher-forced log-likelihood of each row's targets, e.g. for rank classification.
+
+    Args:
+      batch: 'encoder_input_tokens' [batch, in_len], 'decoder_input_tokens' and
+        'decoder_target_tokens' [batch, tgt_len] (int32, 0 = padding); segment ids and
+        positions are passed on to the model when present; 'decoder_loss_weights'
+        [batch, tgt_len], when present, weights the positions instead of target != 0.
+    Returns:
+      float32 [batch]: sum over weighted target positions of log p(target | inputs, prefix).
+      A packed row gets the sum over all of its examples.
+    """
+    model_keys = ("encoder_input_tokens", "decoder_input_tokens", "decoder_target_tokens",
+                  "encoder_segment_ids", "decoder_segment_ids", "encoder_positions",
+                  "decoder_positions")
+    missing = [k for k in model_keys[:3] if k not in batch]
+    if missing:
+        raise ValueError(f"score() needs batch features {missing}; got {sorted(batch)}.")
+    logits = model.apply({"params": params}, **{k: batch[k] for k in model_keys if k in batch},
+                         enable_dropout=False)
+    targets = jnp.asarray(batch["decoder_target_tokens"])
+    token_log_probs = _token_log_probs(logits, targets)
+    weights = batch.get("decoder_loss_weights")
+    weights = (targets > 0) if weights is None else jnp.asarray(weights)
+    return jnp.sum(token_log_probs * weights.astype(jnp.float32), axis=-1)
+
+
+# ----------------------------------------------------------------------------------------
+# The cached decoder step
+# ----------------------------------------------------------------------------------------
+
+def _token_log_probs(logits: jax.Array, tokens: jax.Array) -> jax.Array:
+    """float32 logits [..., vocab], int tokens [...] -> log p(token) [...]."""
+    log_probs = jax.nn.log_softmax(logits.astype(jnp.float32), axis=-1)
+    return jnp.take_along_axis(log_probs, tokens[..., None], axis=-1)[..., 0]
+
+
+def _init_cache(model: t5.Transformer, params: Params, encoded: jax.Array,
+                encoder_input_tokens: jax.Array, max_decode_length: int) -> Cache:
+    """The decoding cache for a batch: self-attention k/v zeros, cross-attention k/v filled.
+
+    encoded [batch, in_len, emb] -> a 'cache' pytree with cache_index 0. The creating call
+    runs a start token at position 0 without advancing the index (see t5.Decoder), so the
+    first real step overwrites what it wrote.
+    """
+    start = jnp.zeros((encoded.shape[0], 1), jnp.int32)
+    _, variables = model.apply({"params": params}, encoded, encoder_input_tokens, start, start,
+                               enable_dropout=False, decode=True,
+                               max_decode_length=max_decode_length, method=model.decode,
+                               mutable=["cache"])
+    return variables["cache"]
+
+
+def _decode_step(model: t5.Transformer, params: Params, cache: Cache, encoded: jax.Array,
+                 encoder_input_tokens: jax.Array, tokens: jax.Array,
+                 max_decode_length: int) -> tuple[jax.Array, Cache]:
+    """Runs the token [batch] at the cache's position -> (logits [batch, vocab], new cache)."""
+    tokens = tokens[:, None]
+    logits, variables = model.apply(
+        {"params": params, "cache": cache}, encoded, encoder_input_tokens, tokens, tokens,
+        enable_dropout=False, decode=True, max_decode_length=max_decode_length,
+        method=model.decode, mutable=["cache"])
+    return logits[:, 0, :], variables["cache"]
+
+
+# ----------------------------------------------------------------------------------------
+# Greedy and sampling: one sequence per row
+# ----------------------------------------------------------------------------------------
+
+def _argmax(logits: jax.Array, step_rng: jax.Array) -> jax.Array:
+    """The greedy token chooser: logits [batch, vocab] -> int32 [batch]; ignores the key."""
+    del step_rng
+    return jnp.argmax(logits, axis=-1).astype(jnp.int32)
+
+
+def _sampler(config: DecodingConfig) -> Callable[[jax.Array, jax.Array], jax.Array]:
+    """A token chooser for method 'sample': logits [batch, vocab], key -> int32 [batch]."""
+    def choose(logits: jax.Array, step_rng: jax.Array) -> jax.Array:
+        logits = logits.astype(jnp.float32) / config.temperature
+        if config.top_k:
+            kth_largest = jax.lax.top_k(logits, config.top_k)[0][:, -1:]
+            logits = jnp.where(logits < kth_largest, -jnp.inf, logits)
+        return jax.random.categorical(step_rng, logits, axis=-1).astype(jnp.int32)
+    return choose
+
+
+@flax.struct.dataclass
+class _SequentialState:
+    """Greedy / sampling loop state."""
+
+    step: jax.Array      # int32 scalar: the position being generated
+    tokens: jax.Array    # int32 [batch, length], 0 after EOS and not yet generated
+    scores: jax.Array    # float32 [batch], sum of the chosen tokens' log-probs
+    done: jax.Array      # bool [batch], EOS emitted
+    rng: jax.Array       # PRNG key, split each step
+    cache: Cache         # decoding cache over batch rows
+
+
+def _sequential_decode(model: t5.Transformer, params: Params, encoded: jax.Array,
+                       encoder_input_tokens: jax.Array, config: DecodingConfig, eos_id: int,
+                       choose: Callable[[jax.Array, jax.Array], jax.Array],
+                       rng: jax.Array | None) -> tuple[jax.Array, jax.Array]:
+    """Greedy or sampled decoding; `choose` maps (logits [batch, vocab], key) -> [batch]."""
+    batch, length = encoded.shape[0], config.max_decode_length
+
+    def not_done(state: _SequentialState) -> jax.Array:
+        return (state.step < length) & ~jnp.all(state.done)
+
+    def body(state: _SequentialState) -> _SequentialState:
+        step = state.step
+        # The decoder's input is the previous token; 0 (the start token) at step 0.
+        previous = jnp.where(step == 0, 0, state.tokens[:, jnp.maximum(step - 1, 0)])
+        logits, cache = _decode_step(model, params, state.cache, encoded,
+                                     encoder_input_tokens, previous, length)
+        rng, step_rng = jax.random.split(state.rng)
+        token = jnp.where(state.done, 0, choose(logits, step_rng))
+        scores = state.scores + jnp.where(state.done, 0.0, _token_log_probs(logits, token))
+        return _SequentialState(step=step + 1, tokens=state.tokens.at[:, step].set(token),
+                                scores=scores, done=state.done | (token == eos_id),
+                                rng=rng, cache=cache)
+
+    state = _SequentialState(
+        step=jnp.zeros((), jnp.int32), tokens=jnp.zeros((batch, length), jnp.int32),
+        scores=jnp.zeros((batch,), jnp.float32), done=jnp.zeros((batch,), bool),
+        rng=jax.random.key(0) if rng is None else rng,  # greedy ignores it
+        cache=_init_cache(model, params, encoded, encoder_input_tokens, length))
+    state = jax.lax.while_loop(not_done, body, state)
+    return state.tokens, state.scores
+
+
+# ----------------------------------------------------------------------------------------
+# Beam search
+# ----------------------------------------------------------------------------------------
+
+@flax.struct.dataclass
+class _BeamState:
+    """Beam search state; beams sit on axis 1 of [batch, beams, ...] arrays.
+
+    Sequences are [batch, beams, max_decode_length] generated tokens, 0 after the end.
+    """
+
+    step: jax.Array                # int32 scalar: the position being generated
+    alive_seqs: jax.Array          # int32 [batch, beams, length]
+    alive_log_probs: jax.Array     # float32 [batch, beams], sum of token log-probs
+    finished_seqs: jax.Array       # int32 [batch, beams, length], ended by EOS
+    finished_scores: jax.Array     # float32 [batch, beams], length-penalised; NEG_INF = empty
+    cache: Cache                   # decoding cache over batch * beams rows
+
+
+def _gather_beams(x: jax.Array, beam_indices: jax.Array) -> jax.Array:
+    """x [batch, old_beams, ...], int [batch, new_beams] -> [batch, new_beams, ...]."""
+    return jnp.take_along_axis(x, beam_indices.reshape(beam_indices.shape
+                                                       + (1,) * (x.ndim - 2)), axis=1)
+
+
+def _reorder_cache(cache: Cache, beam_indices: jax.Array, num_beams: int) -> Cache:
+    """Reorders the self-attention caches' rows to follow their surviving beams.
+
+    Cross-attention keys/values are the same for all beams of an example, and cache_index is
+    shared, so only self-attention entries move.
+    """
+    flat = flax.traverse_util.flatten_dict(flax.core.unfreeze(cache))
+
+    def reorder(path: tuple[str, ...], x: jax.Array) -> jax.Array:
+        if "self_attention" not in path:
+            return x
+        x = x.reshape((-1, num_beams) + x.shape[1:])
+        x = _gather_beams(x, beam_indices)
+        return x.reshape((-1,) + x.shape[2:])
+
+    return flax.traverse_util.unflatten_dict({p: reorder(p, x) for p, x in flat.items()})
+
+
+def _beam_search(model: t5.Transformer, params: Params, encoded: jax.Array,
+                 encoder_input_tokens: jax.Array, config: DecodingConfig,
+                 eos_id: int) -> tuple[jax.Array, jax.Array]:
+    """T5X-style beam search; returns the best sequence per example and its score."""
+    batch, beams, length = encoded.shape[0], config.num_beams, config.max_decode_length
+    alpha = config.length_penalty
+    # Every beam of an example starts from the same encoder output.
+    tile = lambda x: jnp.repeat(x, beams, axis=0)  # [batch, ...] -> [batch * beams, ...]
+    encoded, encoder_input_tokens = tile(encoded), tile(encoder_input_tokens)
+    cache = _init_cache(model, params, encoded, encoder_input_tokens, length)
+
+    # Only beam 0 is live at the start, so the first step does not pick k copies of a token.
+    initial_log_probs = jnp.tile(jnp.asarray([0.0] + [NEG_INF] * (beams - 1)), (batch, 1))
+    state = _BeamState(
+        step=jnp.zeros((), jnp.int32),
+        alive_seqs=jnp.zeros((batch, beams, length), jnp.int32),
+        alive_log_probs=initial_log_probs,
+        finished_seqs=jnp.zeros((batch, beams, length), jnp.int32),
+        finished_scores=jnp.full((batch, beams), NEG_INF),
+        cache=cache)
+
+    def not_done(state: _BeamState) -> jax.Array:
+        # The best a live beam can still reach: log-probs only fall as tokens are added, and
+        # the penalty's divisor is largest at the longest length.
+        best_alive = state.alive_log_probs[:, 0] / brevity_penalty(length, alpha)
+        best_finished = jnp.max(state.finished_scores, axis=1)
+        return (state.step < length) & ~jnp.all(best_finished >= best_alive)
+
+    def body(state: _BeamState) -> _BeamState:
+        step = state.step
+        previous = jnp.where(step == 0, 0,
+                             state.alive_seqs[:, :, jnp.maximum(step - 1, 0)]).reshape(-1)
+        logits, cache = _decode_step(model, params, state.cache, encoded,
+                                     encoder_input_tokens, previous, length)
+        log_probs = jax.nn.log_softmax(logits.astype(jnp.float32)).reshape(batch, beams, -1)
+        vocab = log_probs.shape[-1]
+        candidates = (state.alive_log_probs[:, :, None] + log_probs).reshape(batch, -1)
+
+        # 2k candidates: enough that k of them survive however many end with EOS.
+        top_log_probs, top_indices = jax.lax.top_k(candidates, 2 * beams)
+        top_beams, top_tokens = top_indices // vocab, (top_indices % vocab).astype(jnp.int32)
+        top_seqs = _gather_beams(state.alive_seqs, top_beams).at[:, :, step].set(top_tokens)
+        ended = top_tokens == eos_id
+
+        # Alive: the k best candidates that did not end.
+        alive_log_probs, alive_order = jax.lax.top_k(
+            jnp.where(ended, NEG_INF, top_log_probs), beams)
+        alive_seqs = _gather_beams(top_seqs, alive_order)
+        cache = _reorder_cache(cache, _gather_beams(top_beams, alive_order), beams)
+
+        # Finished: merge the newly ended candidates, penalised for length, into the k best.
+        new_scores = jnp.where(ended, top_log_probs / brevity_penalty(step + 1, alpha),
+                               NEG_INF)
+        finished_scores, finished_order = jax.lax.top_k(
+            jnp.concatenate([state.finished_scores, new_scores], axis=1), beams)
+        finished_seqs = _gather_beams(
+            jnp.concatenate([state.finished_seqs, top_seqs], axis=1), finished_order)
+        return _BeamState(step=step + 1, alive_seqs=alive_seqs,
+                          alive_log_probs=alive_log_probs, finished_seqs=finished_seqs,
+                          finished_scores=finished_scores, cache=cache)
+
+    state = jax.lax.while_loop(not_done, body, state)
+
+    # An example with no finished beam (no EOS within max_decode_length) returns its best
+    # live beam, scored at the full length.
+    alive_scores = state.alive_log_probs[:, 0] / brevity_penalty(length, alpha)
+    has_finished = state.finished_scores[:, 0] > NEG_INF / 2
+    tokens = jnp.where(has_finished[:, None], state.finished_seqs[:, 0],
+                       state.alive_seqs[:, 0])
+    scores = jnp.where(has_finished, state.finished_scores[:, 0], alive_scores)
+    return tokens, scores

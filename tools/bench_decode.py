@@ -1,0 +1,214 @@
+r"""Decoding and scoring throughput on the bench-cpu model (shared/DESIGN.md section 2).
+
+    python tools/bench_decode.py [--repeats 3] [--decode-length 64] [--no-hf] [--devices 1]
+
+Times, on the same shapes and in the same run (calls interleaved round-robin):
+  - flan_jax greedy and beam-4 generation (flan_jax.models.decoding.generate, jitted) and
+    scoring (decoding.score): batch 16 x 256 random input ids, 64 generated tokens;
+  - Hugging Face PyTorch T5ForConditionalGeneration.generate (greedy and num_beams=4, KV
+    cache on) and a teacher-forced forward pass for scoring, when torch and transformers are
+    importable (the test-only extras).
+Both sides generate exactly --decode-length tokens (flan_jax with an EOS id that never occurs,
+HF with min_new_tokens = max_new_tokens), so they do the same number of steps. Weights are
+random (throughput does not depend on them). Progress goes to stderr; stdout gets one JSON
+line: {"jax": {...}, "hf": {...}, "shapes": {...}, "versions": {...}} with tokens/s
+(generated tokens of the returned sequences, batch * decode_length / seconds) and examples/s
+for scoring.
+"""
+from __future__ import annotations
+
+import argparse
+import functools
+import json
+import os
+import statistics
+import sys
+import time
+from typing import Any, Callable
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--batch", type=int, default=16)
+    parser.add_argument("--input-length", type=int, default=256)
+    parser.add_argument("--decode-length", type=int, default=64)
+    parser.add_argument("--num-beams", type=int, default=4)
+    parser.add_argument("--repeats", type=int, default=3, help="timed runs (median reported)")
+    parser.add_argument("--devices", type=int, default=1,
+                        help="fake CPU devices; the batch is split over them ('data' axis)")
+    parser.add_argument("--threads", type=int, default=2, help="torch intra-op threads")
+    parser.add_argument("--no-hf", action="store_true", help="skip the PyTorch peer")
+    return parser.parse_args(argv)
+
+
+def log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def time_interleaved(runs: dict[str, Callable[[], Any]], repeats: int
+                     ) -> dict[str, tuple[float, float]]:
+    """name -> (first call seconds, including any compile; median of `repeats` calls).
+
+    The timed calls go round-robin over all runs, so that a change in the load of this
+    shared machine hits every contender alike.
+    """
+    first, times = {}, {name: [] for name in runs}
+    for name, run in runs.items():
+        start = time.perf_counter()
+        run()
+        first[name] = time.perf_counter() - start
+        log(f"{name}: first call {first[name]:.1f}s")
+    for round_ in range(repeats):
+        for name, run in runs.items():
+            start = time.perf_counter()
+            run()
+            times[name].append(time.perf_counter() - start)
+        log(f"round {round_ + 1}/{repeats}: " +
+            ", ".join(f"{name} {t[-1]:.2f}s" for name, t in times.items()))
+    return {name: (first[name], statistics.median(times[name])) for name in runs}
+
+
+def bench_cpu_model():
+    """The bench-cpu T5 v1.1 shape (the same as tools/bench.py), float32."""
+    from flan_jax.models import t5
+    return t5.T5Config(vocab_size=32128, emb_dim=256, num_heads=4, head_dim=64, mlp_dim=1024,
+                       num_encoder_layers=4, num_decoder_layers=4,
+                       mlp_activations=("gelu", "linear"), dropout_rate=0.0, dtype="float32")
+
+
+def jax_runs(args: argparse.Namespace, inputs, targets) -> dict[str, Callable[[], Any]]:
+    """flan_jax greedy, beam and scoring, each a no-argument callable that blocks."""
+    import flax.linen as nn
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+
+    from flan_jax import partitioning
+    from flan_jax.models import decoding, t5
+
+    model = t5.Transformer(bench_cpu_model())
+    tokens = jnp.ones((1, 4), jnp.int32)
+    params = nn.unbox(jax.jit(lambda key: model.init(key, tokens, tokens, tokens,
+                                                     enable_dropout=False))(
+        jax.random.key(0)))["params"]
+    mesh = partitioning.create_mesh(1, jax.devices()[:args.devices])
+    rules = partitioning.logical_axis_rules()
+    put = lambda x: jax.device_put(x, partitioning.batch_sharding(mesh))
+    params = jax.device_put(params, partitioning.replicated(mesh))
+    inputs = put(inputs)
+    shifted = np.concatenate([np.zeros_like(targets[:, :1]), targets[:, :-1]], axis=1)
+    batch = {"encoder_input_tokens": inputs, "decoder_input_tokens": put(shifted),
+             "decoder_target_tokens": put(targets)}
+
+    def blocking(fn, *fn_args):
+        def run():
+            with jax.set_mesh(mesh), nn.logical_axis_rules(rules):
+                return jax.block_until_ready(fn(*fn_args))
+        return run
+
+    runs = {}
+    for name, config in (
+            ("greedy", decoding.DecodingConfig("greedy", args.decode_length)),
+            (f"beam{args.num_beams}", decoding.DecodingConfig(
+                "beam", args.decode_length, num_beams=args.num_beams))):
+        # eos_id -1 never occurs: every run decodes all decode_length steps, as HF below.
+        generate = jax.jit(functools.partial(decoding.generate, model, config=config,
+                                             eos_id=-1))
+        runs[f"jax_{name}"] = blocking(generate, params, inputs)
+    runs["jax_score"] = blocking(jax.jit(functools.partial(decoding.score, model)),
+                                 params, batch)
+    return runs
+
+
+def hf_runs(args: argparse.Namespace, inputs, targets) -> dict[str, Callable[[], Any]]:
+    """The same three on HF PyTorch T5ForConditionalGeneration (random weights)."""
+    import torch
+    import transformers
+
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    cfg = bench_cpu_model()
+    hf_config = transformers.T5Config(
+        vocab_size=cfg.vocab_size, d_model=cfg.emb_dim, d_kv=cfg.head_dim, d_ff=cfg.mlp_dim,
+        num_layers=cfg.num_encoder_layers, num_decoder_layers=cfg.num_decoder_layers,
+        num_heads=cfg.num_heads, dropout_rate=0.0, feed_forward_proj="gated-gelu",
+        tie_word_embeddings=False, pad_token_id=0, eos_token_id=1, decoder_start_token_id=0)
+    model = transformers.T5ForConditionalGeneration(hf_config).float().eval()
+    input_ids = torch.from_numpy(inputs.astype("int64"))
+    attention_mask = torch.ones_like(input_ids)
+    labels = torch.from_numpy(targets.astype("int64"))
+
+    def generate(beams: int):
+        def run():
+            with torch.no_grad():
+                return model.generate(
+                    input_ids=input_ids, attention_mask=attention_mask, do_sample=False,
+                    num_beams=beams, max_new_tokens=args.decode_length,
+                    min_new_tokens=args.decode_length, use_cache=True)
+        return run
+
+    def score():
+        with torch.no_grad():
+            logits = model(input_ids=input_ids, attention_mask=attention_mask,
+                           labels=labels, use_cache=False).logits
+            log_probs = torch.log_softmax(logits.float(), dim=-1)
+            return log_probs.gather(-1, labels[..., None])[..., 0].sum(-1)
+
+    return {"hf_greedy": generate(1), f"hf_beam{args.num_beams}": generate(args.num_beams),
+            "hf_score": score}
+
+
+def versions(hf: bool) -> dict[str, Any]:
+    import jax
+    result = {"jax": jax.__version__}
+    if hf:
+        import torch
+        import transformers
+        result |= {"torch": torch.__version__, "transformers": transformers.__version__,
+                   "torch_threads": torch.get_num_threads()}
+    return result
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    args = parse_args(argv)
+    if "xla_force_host_platform_device_count" not in os.environ.get("XLA_FLAGS", ""):
+        os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") +
+                                   f" --xla_force_host_platform_device_count={args.devices}"
+                                   ).strip()
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    # ids in [2, vocab): no padding, never EOS.
+    inputs = rng.integers(2, 32128, (args.batch, args.input_length)).astype(np.int32)
+    targets = rng.integers(2, 32128, (args.batch, args.decode_length)).astype(np.int32)
+    runs = jax_runs(args, inputs, targets)
+    hf_skipped = None
+    if not args.no_hf:
+        try:
+            runs |= hf_runs(args, inputs, targets)
+        except ImportError as error:
+            hf_skipped = f"torch/transformers not importable: {error}"
+    timings = time_interleaved(runs, args.repeats)
+    generated = args.batch * args.decode_length
+    result: dict[str, Any] = {
+        "shapes": {"batch": args.batch, "input_length": args.input_length,
+                   "decode_length": args.decode_length, "num_beams": args.num_beams,
+                   "model": "bench-cpu fp32", "devices": args.devices},
+        "versions": versions(hf=not args.no_hf and hf_skipped is None)}
+    for name, (first, median) in timings.items():
+        side, what = name.split("_", 1)
+        rate = ({"examples_per_s": round(args.batch / median, 2)} if what == "score" else
+                {"tokens_per_s": round(generated / median, 1)})
+        result.setdefault(side, {})[what] = rate | {"seconds_median": round(median, 4),
+                                                     "first_call_s": round(first, 1)}
+    if hf_skipped:
+        result["hf"] = {"skipped": hf_skipped}
+    print(json.dumps(result))
+    return result
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    main()
