@@ -20,10 +20,16 @@ $(VENV)/.installed: setup.py
 	$(PY) -m pip install -q --no-deps "t5==$(T5_VERSION)"
 	touch $@
 
+# Instruction-tune on mini-FLAN with the entailment cluster held out, then evaluate zero-shot
+# on that cluster (rank classification) and print the per-cluster table.
 run: install
 	$(PY) -m flan_jax.train \
 	  --gin_file=gin_configs/local/mini_cpu.gin \
 	  --gin.MODEL_DIR="'$(MODEL_DIR)'"
+	$(PY) -m flan_jax.eval \
+	  --gin_file=gin_configs/local/mini_cpu_eval.gin \
+	  --gin.CHECKPOINT_PATH="'$(MODEL_DIR)'" \
+	  --gin.EVAL_OUTPUT_DIR="'$(MODEL_DIR)/eval'"
 
 test: install
 	$(PY) -m pytest -q tests

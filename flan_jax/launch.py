@@ -142,6 +142,8 @@ _EXPECTED_SEQIO_WARNINGS = (
     "not cached so using number of input examples",  # mixing rates from input counts
     "Using an uncached FunctionDataset for training",  # generated data, shuffled after
     "will be removed during packing",  # *_pretokenized strings are not model inputs
+    # Evaluation pads to fixed lengths on purpose: generate/score then compile once.
+    "sequence lengths are longer than necessary for some evaluation",
 )
 
 
