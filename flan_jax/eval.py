@@ -19,12 +19,9 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import os
-import sys
 from typing import Mapping, Sequence
 
 import flax.linen as nn
-import gin
 import jax
 import optax
 
@@ -116,27 +113,11 @@ def evaluate(
 
 
 def main(argv: Sequence[str] | None = None) -> EvalRun:
-    args = launch.parse_args(sys.argv[1:] if argv is None else argv,
-                             description="Evaluate a checkpoint on a SeqIO mixture.")
-    launch.quiet_expected_warnings()
-    launch.maybe_initialize_distributed(args)
-    launch.parse_gin(args)
-    launch.check_required_macros(REQUIRED_MACROS)
-    # gin_configs/runs/eval.gin binds flan_jax.eval.evaluate by dynamic registration.
-    return gin.get_configurable(evaluate)()
+    return launch.run_gin_function(evaluate, argv, "Evaluate a checkpoint on a SeqIO mixture.",
+                                   REQUIRED_MACROS)
 
 
 if __name__ == "__main__":
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
     # As in flan_jax.train: run the *imported* module's main, the one gin has bound.
     from flan_jax import eval as _entry
-    try:
-        _entry.main()
-    except (ValueError, FileNotFoundError) as error:
-        # Launch and data errors (bad paths, unknown names, other model shapes) are for the
-        # user, not a traceback.
-        if os.environ.get("FLAN_JAX_TRACEBACK"):
-            raise
-        print(f"flan_jax.eval: error: {error}\n(FLAN_JAX_TRACEBACK=1 shows the traceback.)",
-              file=sys.stderr)
-        sys.exit(2)
+    launch.exit_on_user_error(_entry.main, "flan_jax.eval")

@@ -16,12 +16,15 @@ import argparse
 import dataclasses
 import logging
 import os
-from typing import Sequence
+import sys
+from typing import Callable, Sequence, TypeVar
 
 import gin
 import jax
 
 from flan_jax import vocabularies
+
+T = TypeVar("T")
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -155,3 +158,36 @@ class _DropExpectedSeqioWarnings(logging.Filter):
 
 def quiet_expected_warnings() -> None:
     logging.getLogger("absl").addFilter(_DropExpectedSeqioWarnings())
+
+
+def run_gin_function(fn: Callable[..., T], argv: Sequence[str] | None, description: str,
+                     required_macros: Sequence[str]) -> T:
+    """The body of every entry point's main(): flags, multi-host start, gin, then fn().
+
+    fn's arguments all come from gin: the run files bind it by dynamic registration, which
+    leaves the module attribute undecorated, hence gin.get_configurable.
+    """
+    args = parse_args(sys.argv[1:] if argv is None else argv, description=description)
+    quiet_expected_warnings()
+    maybe_initialize_distributed(args)
+    parse_gin(args)
+    check_required_macros(required_macros)
+    return gin.get_configurable(fn)()
+
+
+# Errors that describe a bad launch (names, paths, shapes, sizes, a diverging run): the user
+# gets the message, not a traceback.
+USER_ERRORS = (ValueError, FileNotFoundError, FloatingPointError)
+
+
+def exit_on_user_error(main: Callable[[], object], program: str) -> None:
+    """Runs an entry point's main() for `python -m`, turning USER_ERRORS into exit code 2."""
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
+    try:
+        main()
+    except USER_ERRORS as error:
+        if os.environ.get("FLAN_JAX_TRACEBACK"):
+            raise
+        print(f"{program}: error: {error}\n(FLAN_JAX_TRACEBACK=1 shows the traceback.)",
+              file=sys.stderr)
+        sys.exit(2)

@@ -18,15 +18,12 @@ import dataclasses
 import functools
 import logging
 import math
-import os
 import signal
-import sys
 import threading
 import time
 from typing import Any, Sequence
 
 import flax.linen as nn
-import gin
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -285,29 +282,13 @@ def _print_summary(s: TrainSummary) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> TrainSummary:
-    args = launch.parse_args(sys.argv[1:] if argv is None else argv,
-                             description="Instruction-tune a T5 on a SeqIO mixture.")
-    launch.quiet_expected_warnings()
-    launch.maybe_initialize_distributed(args)
-    launch.parse_gin(args)
-    launch.check_required_macros(REQUIRED_MACROS)
-    # Every argument comes from gin (gin_configs/runs/finetune.gin binds flan_jax.train.train
-    # by dynamic registration, which leaves the module attribute undecorated).
-    return gin.get_configurable(train)()
+    return launch.run_gin_function(train, argv, "Instruction-tune a T5 on a SeqIO mixture.",
+                                   REQUIRED_MACROS)
 
 
 if __name__ == "__main__":
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
     # Run main() of the *imported* module, not of __main__: the gin files bind
     # flan_jax.train.train, and under `python -m` this file is loaded a second time as
     # __main__, whose train() gin would not know about.
     from flan_jax import train as _entry
-    try:
-        _entry.main()
-    except (ValueError, FileNotFoundError, FloatingPointError) as error:
-        # Launch, data and divergence errors are for the user, not a traceback.
-        if os.environ.get("FLAN_JAX_TRACEBACK"):
-            raise
-        print(f"flan_jax.train: error: {error}\n(FLAN_JAX_TRACEBACK=1 shows the traceback.)",
-              file=sys.stderr)
-        sys.exit(2)
+    launch.exit_on_user_error(_entry.main, "flan_jax.train")

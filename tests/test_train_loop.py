@@ -1,5 +1,4 @@
 """The real train() loop on the tiny test task: resume, sharding, preemption, divergence."""
-import json
 import os
 import signal
 import subprocess
