@@ -18,12 +18,18 @@ so a run pointed at another model's directory stops with a message instead of a 
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 from typing import Any, Mapping
 
+import flax.linen as nn
 import jax
+import optax
 import orbax.checkpoint as ocp
 from etils import epath
+
+from flan_jax import trainer
+from flan_jax.models import t5
 
 CHECKPOINT_SUBDIR = "checkpoints"
 
@@ -147,8 +153,12 @@ def check_param_shapes(manager: ocp.CheckpointManager, step: int, abstract_param
             "started with, or point MODEL_DIR at a new directory. Nothing was changed on disk.")
 
 
-def resolve_initial_checkpoint(path: str) -> tuple[str, int]:
-    """A run dir, its checkpoints/ dir or a step dir -> (checkpoints dir, step)."""
+def resolve_initial_checkpoint(path: str, macro: str = "INITIAL_CHECKPOINT_PATH"
+                               ) -> tuple[str, int]:
+    """A run dir, its checkpoints/ dir or a step dir -> (checkpoints dir, step).
+
+    `macro` names the setting the path came from, for the error message.
+    """
     root = epath.Path(absolute_path(path))
     for directory in (root / CHECKPOINT_SUBDIR, root):
         if directory.is_dir():
@@ -158,9 +168,8 @@ def resolve_initial_checkpoint(path: str) -> tuple[str, int]:
     if root.name.isdigit() and root.is_dir():
         return str(root.parent), int(root.name)
     raise FileNotFoundError(
-        f"INITIAL_CHECKPOINT_PATH={path!r} holds no flan_jax checkpoint. Give a run directory "
-        "(MODEL_DIR of an earlier run), its checkpoints/ directory, or one step directory "
-        "inside it.")
+        f"{macro}={path!r} holds no flan_jax checkpoint. Give a run directory (MODEL_DIR of "
+        "an earlier run), its checkpoints/ directory, or one step directory inside it.")
 
 
 def load_initial_params(path: str, abstract_params: Any) -> Any:
@@ -176,3 +185,26 @@ def load_initial_params(path: str, abstract_params: Any) -> Any:
         partial_restore=True)))
     manager.close()
     return restored["state"]["params"]
+
+
+@dataclasses.dataclass(frozen=True)
+class RestoredParams:
+    """A checkpoint's params laid out as in training (what evaluation and inference use)."""
+
+    params: Any
+    shardings: Any  # NamedSharding per param: jit in_shardings for the params
+    step: int
+    checkpoint_dir: str
+
+
+def restore_params(checkpoint_path: str, model: t5.Transformer, mesh: jax.sharding.Mesh,
+                   rules) -> RestoredParams:
+    """Params of CHECKPOINT_PATH (run dir, checkpoints/ dir or step dir), sharded on `mesh`."""
+    checkpoint_dir, step = resolve_initial_checkpoint(checkpoint_path, macro="CHECKPOINT_PATH")
+    # Params only: an optimizer without state gives training's parameter layout.
+    layout = trainer.state_layout(model, optax.set_to_zero(), mesh, rules)
+    with mesh, nn.logical_axis_rules(rules):
+        params = load_initial_params(checkpoint_path, layout.abstract.params)
+    logging.info("Restored params of step %d from %s.", step, checkpoint_dir)
+    return RestoredParams(params=params, shardings=layout.shardings.params, step=step,
+                          checkpoint_dir=checkpoint_dir)

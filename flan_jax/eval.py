@@ -18,14 +18,11 @@ jitted), run it, write the results. It writes, under EVAL_OUTPUT_DIR:
 from __future__ import annotations
 
 import dataclasses
-import logging
 from typing import Mapping, Sequence
 
-import flax.linen as nn
 import jax
-import optax
 
-from flan_jax import checkpointing, evaluation, launch, partitioning, summary, trainer
+from flan_jax import checkpointing, evaluation, launch, partitioning, summary
 from flan_jax.models import t5
 
 REQUIRED_MACROS = ("CHECKPOINT_PATH", "MIXTURE_OR_TASK_NAME", "TASK_FEATURE_LENGTHS",
@@ -68,29 +65,20 @@ def evaluate(
     if not eval_dataset.mixture_or_task_name:
         raise ValueError("MIXTURE_OR_TASK_NAME is not set: name the eval mixture or task.")
     evaluation.eval_tasks(eval_dataset.mixture_or_task_name, eval_dataset.split)
-    try:
-        checkpoint_dir, step = checkpointing.resolve_initial_checkpoint(checkpoint_path)
-    except FileNotFoundError:
-        raise FileNotFoundError(
-            f"CHECKPOINT_PATH={checkpoint_path!r} holds no flan_jax checkpoint. Give a run "
-            "directory (MODEL_DIR of a training run), its checkpoints/ directory, or one step "
-            "directory inside it.") from None
+    checkpointing.resolve_initial_checkpoint(checkpoint_path, macro="CHECKPOINT_PATH")
     mesh = partitioning.create_mesh(partitioning_config.num_partitions)
     partitioning.check_batch_size(eval_dataset.batch_size, mesh)
 
     # ------------------------------------------------------------------ shapes and shardings
     model = t5.Transformer(model_config)
     rules = partitioning.logical_axis_rules(partitioning_config.parameter_sharding)
-    # Params only: an optimizer without state gives training's parameter layout.
-    layout = trainer.state_layout(model, optax.set_to_zero(), mesh, rules)
 
     # ------------------------------------------------------------------ restore the params
-    with mesh, nn.logical_axis_rules(rules):
-        params = checkpointing.load_initial_params(checkpoint_path, layout.abstract.params)
-    logging.info("Restored params of step %d from %s.", step, checkpoint_dir)
+    restored = checkpointing.restore_params(checkpoint_path, model, mesh, rules)
+    params, step, checkpoint_dir = restored.params, restored.step, restored.checkpoint_dir
 
     # ------------------------------------------------------------------ data and compiled steps
-    evaluator = evaluation.Evaluator(eval_dataset, model, mesh, rules, layout.shardings.params,
+    evaluator = evaluation.Evaluator(eval_dataset, model, mesh, rules, restored.shardings,
                                      log_dir=output_dir)
 
     # ------------------------------------------------------------------ evaluate
