@@ -8,7 +8,7 @@ MODEL_DIR ?= runs/mini-flan
 export XLA_FLAGS ?= --xla_force_host_platform_device_count=8
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: install run test bench clean
+.PHONY: install run test bench bench-decode clean
 
 install: $(VENV)/.installed
 
@@ -34,8 +34,13 @@ run: install
 test: install
 	$(PY) -m pytest -q tests
 
+# Training throughput on bench-cpu (shared/DESIGN.md); one JSON line.
 bench: install
 	$(PY) tools/bench.py
+
+# Decoding (greedy, beam 4) and scoring throughput, with HF PyTorch in the same run.
+bench-decode: install
+	$(PY) tools/bench_decode.py
 
 clean:
 	rm -rf $(VENV) runs

@@ -1,0 +1,446 @@
+r"""Training-throughput benchmark "bench-cpu" (shared/DESIGN.md section 2): `make bench`.
+
+    python tools/bench.py [--devices N] [--steps 20] [--warmup 3] [--measure-peak] ...
+
+Times the real flan_jax train step (trainer.train_step, jitted with shardings and donated
+state exactly as flan_jax/train.py does) on the bench-cpu model: T5 v1.1 shape, d_model 256,
+4 heads x d_kv 64, d_ff 1024 gated-GELU, 4+4 layers, untied vocab 32128, no dropout, fp32;
+batch 16 x (256 inputs + 64 targets) of random ids in [2, vocab), no padding; Adafactor
+lr 1e-3. One step = forward + backward + update. Progress goes to stderr; stdout gets exactly
+one JSON line:
+
+    {"tokens_per_s", "step_s_median", "mfu", "step_s_min", "model_gflop_per_step",
+     "peak_gflop_s", "peak_source", "devices", "mesh", "dtype", "jax_version", "params", ...}
+
+MFU = model FLOPs per step (tools/flops.py, the DESIGN formula) / median step time / the
+practical peak of this machine (a jitted 2048x2048 fp32 matmul; --measure-peak times it,
+otherwise the DESIGN figure of 190 GFLOP/s is used).
+
+The peer it is compared with, shared/bench/hf_torch_t5_step.py, uses transformers' Adafactor
+with scale_parameter=False; the like-for-like setting here is optax Adafactor with
+multiply_by_parameter_scale=False. --t5x-adafactor uses the T5X defaults instead.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import functools
+import json
+import os
+import statistics
+import sys
+import time
+from typing import Any, Callable
+
+# Fake CPU devices, so that --devices can lay out a data-parallel mesh on one CPU. The flag must
+# be set before jax is imported; `make bench` exports the same value.
+MAX_FAKE_DEVICES = 8
+if "xla_force_host_platform_device_count" not in os.environ.get("XLA_FLAGS", ""):
+    os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") +
+                               f" --xla_force_host_platform_device_count={MAX_FAKE_DEVICES}"
+                               ).strip()
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import flax.linen as nn  # noqa: E402
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+import numpy as np  # noqa: E402
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # tools/flops.py
+import flops  # noqa: E402
+from flan_jax import optim, partitioning, trainer  # noqa: E402
+from flan_jax.models import t5  # noqa: E402
+
+# shared/DESIGN.md: a jitted 2048x2048 fp32 jnp.dot on this 2-core AVX-512 machine.
+DESIGN_PEAK_GFLOP_S = 190.0
+PEAK_MATMUL_SIZE = 2048
+# One data-parallel device per core was the fastest layout on the 2-core CPU (bench-cpu,
+# quiet machine: 1 device 2.84 s/step, 2: 2.55, 4: 2.79, 8: 3.43). More devices than cores
+# only add threads, gradient all-reduces and, above all, one full optimizer update per device.
+DEFAULT_DEVICES = 2
+
+
+def bench_cpu_model(dtype: str = "float32", remat_policy: str = "none") -> t5.T5Config:
+    """The bench-cpu model of shared/DESIGN.md (13,2xx,xxx-parameter T5 v1.1 shape)."""
+    return t5.T5Config(
+        vocab_size=32128, emb_dim=256, num_heads=4, num_encoder_layers=4,
+        num_decoder_layers=4, head_dim=64, mlp_dim=1024, mlp_activations=("gelu", "linear"),
+        dropout_rate=0.0, logits_via_embedding=False, dtype=dtype, remat_policy=remat_policy)
+
+
+def smoke_config(**overrides) -> "BenchConfig":
+    """A few-second stand-in for bench-cpu (--smoke, tests): same code path, tiny shapes."""
+    model = t5.T5Config(vocab_size=512, emb_dim=32, num_heads=2, num_encoder_layers=2,
+                        num_decoder_layers=2, head_dim=16, mlp_dim=64, dropout_rate=0.0,
+                        dtype=overrides.pop("dtype", "float32"),
+                        remat_policy=overrides.pop("remat_policy", "none"))
+    fields = dict(name="smoke", model=model, batch_size=8, input_length=32, target_length=16)
+    fields.update(overrides)
+    return BenchConfig(**fields)
+
+
+@dataclasses.dataclass(frozen=True)
+class BenchConfig:
+    """What to time. The defaults are bench-cpu.
+
+    Attributes:
+      name: reported as "benchmark" in the result, so a smoke run is never taken for bench-cpu.
+      model: the T5 shape.
+      batch_size, input_length, target_length: one global batch of unpacked rows.
+      steps, warmup: timed steps, and untimed steps run first (the first one compiles).
+      devices: how many of jax.devices() to put on the mesh (the first N).
+      num_partitions: devices along the 'model' axis; the rest are data-parallel.
+      parameter_sharding: also split parameters and optimizer state over the data-parallel
+        devices (partitioning.PartitioningConfig.parameter_sharding), so each device updates
+        only its share instead of every device repeating the whole optimizer update.
+      t5x_adafactor: T5X's Adafactor (updates scaled by parameter RMS) instead of the
+        peer-matching multiply_by_parameter_scale=False.
+      learning_rate: Adafactor's constant rate.
+      seed: for the parameters and the random token ids.
+    """
+
+    name: str = "bench-cpu"
+    model: t5.T5Config = dataclasses.field(default_factory=bench_cpu_model)
+    batch_size: int = 16
+    input_length: int = 256
+    target_length: int = 64
+    steps: int = 20
+    warmup: int = 3
+    devices: int = DEFAULT_DEVICES
+    num_partitions: int = 1
+    parameter_sharding: bool = False
+    t5x_adafactor: bool = False
+    learning_rate: float = 1e-3
+    seed: int = 0
+
+    def __post_init__(self):
+        for name in ("batch_size", "input_length", "target_length", "steps", "devices",
+                     "num_partitions"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}.")
+        if self.warmup < 1:
+            # The first call compiles; timing it would measure XLA, not the step.
+            raise ValueError(f"warmup must be >= 1 (the first step compiles), got {self.warmup}.")
+
+    @property
+    def tokens_per_step(self) -> int:
+        return self.batch_size * (self.input_length + self.target_length)
+
+    def optimizer_config(self) -> optim.OptimizerConfig:
+        return optim.OptimizerConfig(learning_rate=self.learning_rate, schedule="constant",
+                                     multiply_by_parameter_scale=self.t5x_adafactor)
+
+    def optimizer_description(self) -> str:
+        if self.t5x_adafactor:
+            return f"optax adafactor lr={self.learning_rate:g}, T5X defaults " \
+                   "(multiply_by_parameter_scale=True)"
+        return (f"optax adafactor lr={self.learning_rate:g}, multiply_by_parameter_scale="
+                "False (matches the HF peer's Adafactor(scale_parameter=False))")
+
+
+def log(message: str) -> None:
+    print(f"bench: {message}", file=sys.stderr, flush=True)
+
+
+# ---------------------------------------------------------------------------- inputs
+def random_batch(config: BenchConfig) -> dict[str, np.ndarray]:
+    """A batch as seqio's EncDecFeatureConverter gives it, unpacked and without padding.
+
+    Ids are drawn from [2, vocab) so that none is padding (0) or EOS (1), as in the peer.
+    """
+    rng = np.random.default_rng(config.seed)
+    vocab = config.model.vocab_size
+    inputs = rng.integers(2, vocab, (config.batch_size, config.input_length), dtype=np.int32)
+    targets = rng.integers(2, vocab, (config.batch_size, config.target_length), dtype=np.int32)
+    # Teacher forcing: the decoder sees the targets shifted right, starting from id 0.
+    decoder_inputs = np.concatenate(
+        [np.zeros((config.batch_size, 1), np.int32), targets[:, :-1]], axis=1)
+    return {
+        "encoder_input_tokens": inputs,
+        "decoder_input_tokens": decoder_inputs,
+        "decoder_target_tokens": targets,
+        "decoder_loss_weights": np.ones_like(targets),
+    }
+
+
+# ---------------------------------------------------------------------------- peak
+def measure_peak_gflop_s(size: int = PEAK_MATMUL_SIZE, repeats: int = 20) -> float:
+    """The practical fp32 peak: best time of a jitted [size, size] x [size, size] jnp.dot.
+
+    On one device, as DESIGN.md measured it; XLA CPU runs a single large dot on all cores.
+    The best of several runs, since the peak is what the hardware can do when undisturbed.
+    """
+    matmul = jax.jit(jnp.dot)
+    key_a, key_b = jax.random.split(jax.random.PRNGKey(0))
+    a = jax.random.normal(key_a, (size, size), jnp.float32)
+    b = jax.random.normal(key_b, (size, size), jnp.float32)
+    matmul(a, b).block_until_ready()
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        matmul(a, b).block_until_ready()
+        best = min(best, time.perf_counter() - start)
+    return 2 * size ** 3 / best / 1e9
+
+
+# ---------------------------------------------------------------------------- interference
+class OtherLoadMeter:
+    """How much of the machine other processes used while we timed (Linux; None elsewhere).
+
+    On a 2-core machine shared with test runs, one busy neighbour can add 50 % to a step.
+    The load average cannot tell: it also counts this process's own threads. Instead, take
+    the machine's busy CPU time (/proc/stat) minus this process's own CPU time.
+    """
+
+    def __init__(self):
+        self._start = self._sample()
+
+    @staticmethod
+    def _sample() -> tuple[float, float, float] | None:
+        try:
+            with open("/proc/stat") as f:
+                ticks = [int(x) for x in f.readline().split()[1:9]]
+        except (OSError, ValueError):
+            return None
+        busy = (sum(ticks) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")  # minus idle, iowait
+        return time.perf_counter(), busy, time.process_time()
+
+    def fraction(self) -> float | None:
+        """Share of all cores busy with other processes since construction, in [0, 1]."""
+        end = self._sample()
+        if self._start is None or end is None:
+            return None
+        wall = end[0] - self._start[0]
+        others = (end[1] - self._start[1]) - (end[2] - self._start[2])
+        return min(max(others / (wall * (os.cpu_count() or 1)), 0.0), 1.0)
+
+
+# ---------------------------------------------------------------------------- the benchmark
+@dataclasses.dataclass
+class Benchmark:
+    """A compiled-on-first-call train step with its state and inputs, ready to time.
+
+    Use the arrays only inside `with bench.mesh, nn.logical_axis_rules(bench.rules)`.
+    state is donated to each step: replace it with the returned one.
+    """
+
+    config: BenchConfig
+    mesh: jax.sharding.Mesh
+    rules: partitioning.LogicalRules
+    model: t5.Transformer
+    loss_config: trainer.LossConfig
+    step_fn: Callable[..., tuple[trainer.TrainState, dict[str, jax.Array]]]
+    state: trainer.TrainState
+    batch: dict[str, jax.Array]
+    dropout_key: jax.Array
+    num_params: int
+
+    def step(self) -> dict[str, jax.Array]:
+        """Runs one train step to completion; returns its metrics."""
+        self.state, metrics = self.step_fn(self.state, self.batch, self.dropout_key)
+        jax.block_until_ready((self.state, metrics))
+        return metrics
+
+
+def build_benchmark(config: BenchConfig) -> Benchmark:
+    """Mesh, shardings, initial state, a random batch and the jitted step, as train.py does."""
+    available = jax.devices()
+    if config.devices > len(available):
+        raise ValueError(
+            f"--devices {config.devices} but only {len(available)} {available[0].platform} "
+            "device(s) exist; set XLA_FLAGS=--xla_force_host_platform_device_count=N before "
+            "starting Python (tools/bench.py sets 8 when XLA_FLAGS does not name a count).")
+    mesh = partitioning.create_mesh(config.num_partitions, available[:config.devices])
+    partitioning.check_batch_size(config.batch_size, mesh)
+
+    model = t5.Transformer(config.model)
+    optimizer = optim.make_optimizer(config.optimizer_config())
+    loss_config = trainer.LossConfig()  # T5X defaults (z-loss 1e-4), what users train with
+    rules = partitioning.logical_axis_rules(config.parameter_sharding)
+    layout = trainer.state_layout(model, optimizer, mesh, rules)
+    batch_sharding = partitioning.batch_sharding(mesh)
+    replicated = partitioning.replicated(mesh)
+    step_fn = jax.jit(
+        functools.partial(trainer.train_step, model=model, optimizer=optimizer,
+                          loss_config=loss_config),
+        in_shardings=(layout.shardings, batch_sharding, replicated),
+        out_shardings=(layout.shardings, replicated),
+        donate_argnums=(0,))
+    with mesh, nn.logical_axis_rules(rules):
+        state = trainer.init_train_state(model, optimizer, layout, config.seed)
+    return Benchmark(
+        config=config, mesh=mesh, rules=rules, model=model, loss_config=loss_config,
+        step_fn=step_fn, state=state,
+        batch=jax.device_put(random_batch(config), batch_sharding),
+        dropout_key=jax.device_put(jax.random.PRNGKey(config.seed + 1), replicated),
+        num_params=sum(x.size for x in jax.tree.leaves(layout.abstract.params)))
+
+
+def run_benchmark(config: BenchConfig, peak_gflop_s: float = DESIGN_PEAK_GFLOP_S,
+                  peak_source: str = "DESIGN.md", xla_cross_check: bool = True,
+                  profile_dir: str | None = None,
+                  progress: Callable[[str], None] = log) -> dict[str, Any]:
+    """Times config.steps train steps after config.warmup untimed ones; returns the result.
+
+    The returned dict is what main() prints as JSON; see the module docstring. With
+    profile_dir, two more steps run afterwards under jax.profiler (not timed).
+    """
+    bench = build_benchmark(config)
+    model_flops = flops.train_step_flops(config.model, config.batch_size, config.input_length,
+                                         config.target_length)
+    progress(f"{bench.num_params:,} params; mesh {dict(bench.mesh.shape)} over "
+             f"{config.devices} {jax.devices()[0].platform} device(s); {config.model.dtype}; "
+             f"{config.optimizer_description()}")
+
+    with bench.mesh, nn.logical_axis_rules(bench.rules):
+        xla_flops = None
+        if xla_cross_check:
+            xla_flops = xla_forward_backward_flops(bench.model, bench.state.params, bench.batch,
+                                                   bench.loss_config)
+            progress(f"model FLOPs per step: formula {model_flops.total / 1e9:.2f} GFLOP, "
+                     f"XLA cost_analysis of forward+backward {xla_flops / 1e9:.2f} GFLOP "
+                     f"({100 * (xla_flops / model_flops.total - 1):+.2f} %)")
+        else:
+            progress(f"model FLOPs per step: {model_flops.total / 1e9:.2f} GFLOP")
+
+        step_times: list[float] = []
+        loss = float("nan")
+        meter = None
+        for i in range(config.warmup + config.steps):
+            if i == config.warmup:
+                meter = OtherLoadMeter()
+            start = time.perf_counter()
+            metrics = bench.step()
+            elapsed = time.perf_counter() - start
+            loss = float(metrics["loss"])  # after the timer: the device is idle by now
+            if i >= config.warmup:
+                step_times.append(elapsed)
+            kind = "timed" if i >= config.warmup else ("compile+warm-up" if i == 0 else "warm-up")
+            progress(f"step {i + 1:3d}/{config.warmup + config.steps} {kind:15s} "
+                     f"{elapsed:7.3f} s  loss {loss:.4f}")
+        other_load = meter.fraction() if meter else None
+        if other_load is not None:
+            progress(f"other processes used {100 * other_load:.0f} % of the {os.cpu_count()} "
+                     "cores while timing" + (" - expect slower steps" if other_load > 0.05
+                                             else ""))
+        if profile_dir:
+            with jax.profiler.trace(profile_dir):
+                for _ in range(2):
+                    bench.step()
+            progress(f"profile of 2 steps written to {profile_dir} (xprof / TensorBoard)")
+    if not np.isfinite(loss):
+        raise FloatingPointError(f"The benchmark's loss became {loss}; the timing is void.")
+
+    median = statistics.median(step_times)
+    return {
+        "benchmark": config.name,
+        "tokens_per_s": round(config.tokens_per_step / median, 1),
+        "step_s_median": round(median, 6),
+        "mfu": round(model_flops.total / median / (peak_gflop_s * 1e9), 6),
+        "step_s_min": round(min(step_times), 6),
+        "model_gflop_per_step": round(model_flops.total / 1e9, 2),
+        "xla_gflop_per_step": None if xla_flops is None else round(xla_flops / 1e9, 2),
+        "peak_gflop_s": round(peak_gflop_s, 1),
+        "peak_source": peak_source,
+        "devices": config.devices,
+        "mesh": dict(bench.mesh.shape),
+        "parameter_sharding": config.parameter_sharding,
+        "dtype": config.model.dtype,
+        "remat": config.model.remat_policy,
+        "optimizer": config.optimizer_description(),
+        "batch": f"{config.batch_size}x({config.input_length}+{config.target_length})",
+        "steps": config.steps,
+        "warmup": config.warmup,
+        "step_s_all": [round(t, 6) for t in step_times],
+        # Other processes on a 2-core machine slow the steps down; this says whether they ran.
+        "other_cpu_load": None if other_load is None else round(other_load, 3),
+        "final_loss": round(loss, 4),
+        "jax_version": jax.__version__,
+        "params": bench.num_params,
+    }
+
+
+def xla_forward_backward_flops(model: t5.Transformer, params: Any, batch: Any,
+                               loss_config: trainer.LossConfig) -> float:
+    """XLA's own FLOP count of the global (unpartitioned) loss gradient, as a cross-check.
+
+    params and batch may be arrays or jax.ShapeDtypeStructs. Lowered.cost_analysis() runs
+    HLO cost analysis before SPMD partitioning, so it sees the whole batch and needs no
+    compilation. It also counts elementwise ops (softmax, GELU, norms) that the model-FLOP
+    formula leaves out, so it comes out a little higher.
+    """
+    grad_fn = jax.jit(jax.grad(functools.partial(
+        trainer.loss_sums, model=model, loss_config=loss_config, dropout_rng=None),
+        has_aux=True))
+    cost = grad_fn.lower(params, batch).cost_analysis()
+    if isinstance(cost, (list, tuple)):  # older jax returned one dict per computation
+        cost = cost[0]
+    return float(cost["flops"])
+
+
+# ---------------------------------------------------------------------------- entry point
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description="Time the flan_jax train step on bench-cpu (shared/DESIGN.md); prints "
+                    "one JSON line on stdout.")
+    parser.add_argument("--steps", type=int, default=20, help="timed steps (20)")
+    parser.add_argument("--warmup", type=int, default=3, help="untimed steps first (3)")
+    parser.add_argument("--devices", type=int, default=DEFAULT_DEVICES,
+                        help=f"use the first N devices, data-parallel ({DEFAULT_DEVICES}: one "
+                             "per core, the fastest layout measured on the 2-core CPU)")
+    parser.add_argument("--num-partitions", type=int, default=1,
+                        help="devices along the 'model' mesh axis (1)")
+    parser.add_argument("--parameter-sharding", action="store_true",
+                        help="shard parameters and optimizer state over the data axis too")
+    parser.add_argument("--dtype", choices=("float32", "bfloat16"), default="float32",
+                        help="activation dtype; bench-cpu is float32")
+    parser.add_argument("--remat", choices=("none", "full", "dots"), default="none",
+                        help="T5Config.remat_policy (none)")
+    parser.add_argument("--measure-peak", action="store_true",
+                        help=f"time a jitted {PEAK_MATMUL_SIZE}x{PEAK_MATMUL_SIZE} fp32 dot for "
+                             f"the MFU denominator instead of assuming {DESIGN_PEAK_GFLOP_S:g} "
+                             "GFLOP/s")
+    parser.add_argument("--t5x-adafactor", action="store_true",
+                        help="T5X's Adafactor defaults (multiply_by_parameter_scale=True) "
+                             "instead of the HF-peer-matching setting")
+    parser.add_argument("--profile-dir", default=None,
+                        help="after timing, trace 2 more steps with jax.profiler into this "
+                             "directory")
+    parser.add_argument("--smoke", action="store_true",
+                        help="a tiny model and batch instead of bench-cpu, to check the "
+                             "benchmark itself runs (the figures mean nothing)")
+    parser.add_argument("--no-xla-flops", action="store_true",
+                        help="skip the XLA cost_analysis cross-check of the FLOP formula")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    run_options = dict(steps=args.steps, warmup=args.warmup, devices=args.devices,
+                       num_partitions=args.num_partitions,
+                       parameter_sharding=args.parameter_sharding,
+                       t5x_adafactor=args.t5x_adafactor)
+    if args.smoke:
+        config = smoke_config(dtype=args.dtype, remat_policy=args.remat, **run_options)
+    else:
+        config = BenchConfig(model=bench_cpu_model(args.dtype, args.remat), **run_options)
+    if args.measure_peak:
+        peak, source = measure_peak_gflop_s(), "measured"
+        log(f"practical peak: {peak:.1f} GFLOP/s (jitted {PEAK_MATMUL_SIZE}^2 fp32 dot, best "
+            f"of 20; DESIGN.md says {DESIGN_PEAK_GFLOP_S:g})")
+    else:
+        peak, source = DESIGN_PEAK_GFLOP_S, "DESIGN.md"
+    result = run_benchmark(config, peak, source, xla_cross_check=not args.no_xla_flops,
+                           profile_dir=args.profile_dir)
+    log(f"{result['step_s_median']:.3f} s/step median, {result['tokens_per_s']:,.0f} tokens/s, "
+        f"MFU {100 * result['mfu']:.1f} % of {result['peak_gflop_s']:g} GFLOP/s ({source})")
+    print(json.dumps(result), flush=True)
+    return result
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except (ValueError, FloatingPointError) as error:
+        print(f"tools/bench.py: error: {error}", file=sys.stderr)
+        sys.exit(2)
