@@ -61,7 +61,7 @@ DEFAULT_DEVICES = 2
 
 
 def bench_cpu_model(dtype: str = "float32", remat_policy: str = "none") -> t5.T5Config:
-    """The bench-cpu model of shared/DESIGN.md (13,2xx,xxx-parameter T5 v1.1 shape)."""
+    """The bench-cpu model of shared/DESIGN.md: a T5 v1.1 shape with 25,892,608 parameters."""
     return t5.T5Config(
         vocab_size=32128, emb_dim=256, num_heads=4, num_encoder_layers=4,
         num_decoder_layers=4, head_dim=64, mlp_dim=1024, mlp_activations=("gelu", "linear"),
@@ -218,7 +218,7 @@ class OtherLoadMeter:
 # ---------------------------------------------------------------------------- the benchmark
 @dataclasses.dataclass
 class Benchmark:
-    """A compiled-on-first-call train step with its state and inputs, ready to time.
+    """A jitted train step (compiled on its first call) with its state and inputs.
 
     Use the arrays only inside `with bench.mesh, nn.logical_axis_rules(bench.rules)`.
     state is donated to each step: replace it with the returned one.
@@ -391,7 +391,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--num-partitions", type=int, default=1,
                         help="devices along the 'model' mesh axis (1)")
     parser.add_argument("--parameter-sharding", action="store_true",
-                        help="shard parameters and optimizer state over the data axis too")
+                        help="shard parameters and optimizer state over the data axis too "
+                             "(measured slower on the 2-core CPU)")
     parser.add_argument("--dtype", choices=("float32", "bfloat16"), default="float32",
                         help="activation dtype; bench-cpu is float32")
     parser.add_argument("--remat", choices=("none", "full", "dots"), default="none",
