@@ -15,7 +15,6 @@ compile the step, run the loop, finish. Every argument is bound by the gin run f
 from __future__ import annotations
 
 import dataclasses
-import functools
 import logging
 import math
 import signal
@@ -132,12 +131,12 @@ def train(
         evaluation.eval_tasks(eval_dataset.mixture_or_task_name, eval_dataset.split)
 
     # ------------------------------------------------------------------ shapes and shardings
-    model = t5.Transformer(model_config)
+    # Model, state layout and jit(train_step): the assembly shared with bench and aot.
     tx = optim.make_optimizer(optimizer)
-    rules = partitioning.logical_axis_rules(partitioning_config.parameter_sharding)
-    layout = trainer.state_layout(model, tx, mesh, rules)
-    batch_sharding = partitioning.batch_sharding(mesh)
-    replicated = partitioning.replicated(mesh)
+    program = trainer.build_train_program(
+        model_config, tx, loss, mesh, partitioning_config.parameter_sharding, num_microbatches)
+    model, rules, layout = program.model, program.rules, program.layout
+    batch_sharding, replicated = program.batch_sharding, program.replicated
 
     # ------------------------------------------------------------------ initialise or restore
     # Order written down in flan_jax/checkpointing.py: MODEL_DIR, INITIAL_CHECKPOINT_PATH, init.
@@ -156,11 +155,10 @@ def train(
                                        opt_state=init_opt(params))
             origin = f"params from {initial_checkpoint_path}"
         else:
-            state = trainer.init_train_state(model, tx, layout, random_seed)
+            state = program.init_state(random_seed)
             origin = "initialised randomly"
     start_step = int(state.step)
-    num_params = sum(x.size for x in jax.tree.leaves(layout.abstract.params))
-    logging.info("Train state %s (%s params).", origin, f"{num_params:,}")
+    logging.info("Train state %s (%s params).", origin, f"{program.num_params:,}")
 
     # ------------------------------------------------------------------ data
     if data_state is not None:
@@ -169,12 +167,7 @@ def train(
         batches = data.BatchIterator(train_dataset)
 
     # ------------------------------------------------------------------ compile the step
-    step_fn = jax.jit(
-        functools.partial(trainer.train_step, model=model, optimizer=tx, loss_config=loss,
-                          num_microbatches=num_microbatches),
-        in_shardings=(layout.shardings, batch_sharding, replicated),
-        out_shardings=(layout.shardings, replicated),
-        donate_argnums=(0,))
+    step_fn = program.step_fn
     dropout_key = jax.device_put(jax.random.PRNGKey(random_seed + 1), replicated)
     schedule = optim.make_schedule(optimizer)
     # Built once: eval data cached, generate/score jitted separately from the train step.

@@ -1,7 +1,8 @@
 """Pure train and eval step functions, the loss, and the train state.
 
-Nothing here knows about meshes, files or gin: the entry point jits these functions with
-explicit shardings (see flan_jax/train.py), and tests call them directly.
+Nothing here knows about files or gin. The step functions are pure and tests call them
+directly; build_train_program (at the end) is the one place that jits train_step with explicit
+shardings for a mesh, shared by flan_jax.train, tools/bench.py and flan_jax.aot.
 
 Batches are dicts of int32 arrays as produced by seqio's EncDecFeatureConverter:
   encoder_input_tokens, decoder_input_tokens, decoder_target_tokens, decoder_loss_weights
@@ -267,3 +268,91 @@ def init_train_state(model: t5.Transformer, optimizer: optax.GradientTransformat
         return TrainState(step=jnp.zeros((), jnp.int32), params=params,
                           opt_state=optimizer.init(params))
     return jax.jit(init, out_shardings=layout.shardings)(jax.random.PRNGKey(seed))
+
+
+# ---------------------------------------------------------------------------- assembly
+@dataclasses.dataclass(frozen=True)
+class TrainProgram:
+    """The one assembly of model, optimizer, state layout and jitted train step.
+
+    flan_jax.train, tools/bench.py and flan_jax.aot all build their step here, so what is
+    benchmarked or compiled for a TPU slice is exactly what trains.
+
+    Attributes:
+      mesh / rules: the ('data', 'model') mesh and the logical-axis rules (use both as
+        context managers around init and step calls: `with program.mesh, program.axis_rules()`).
+      model, optimizer, loss_config: what train_step is closed over.
+      layout: abstract state and shardings (StateLayout).
+      batch_sharding / replicated: shardings of batch arrays and of scalars / keys.
+      step_fn: jit(train_step) with in/out shardings and the state donated;
+        step_fn(state, batch, dropout_key) -> (state, metrics).
+    """
+
+    mesh: jax.sharding.Mesh
+    rules: Any
+    model: t5.Transformer
+    optimizer: optax.GradientTransformation
+    loss_config: LossConfig
+    layout: StateLayout
+    batch_sharding: jax.sharding.NamedSharding
+    replicated: jax.sharding.NamedSharding
+    step_fn: Any
+
+    def axis_rules(self):
+        return flax.linen.logical_axis_rules(self.rules)
+
+    @property
+    def num_params(self) -> int:
+        return sum(x.size for x in jax.tree.leaves(self.layout.abstract.params))
+
+    def abstract_batch(self, batch_size: int, feature_lengths: Mapping[str, int],
+                       packed: bool = True) -> dict[str, jax.ShapeDtypeStruct]:
+        """The step's batch as shapes: what EncDecFeatureConverter yields for these lengths.
+
+        Returns int32 ShapeDtypeStructs [batch_size, inputs] for encoder_* features and
+        [batch_size, targets] for decoder_* features, carrying the batch sharding.
+        """
+        lengths = {"encoder": feature_lengths["inputs"], "decoder": feature_lengths["targets"]}
+        names = ["encoder_input_tokens", "decoder_input_tokens", "decoder_target_tokens",
+                 "decoder_loss_weights"]
+        if packed:
+            names += ["encoder_segment_ids", "decoder_segment_ids", "encoder_positions",
+                      "decoder_positions"]
+        return {name: jax.ShapeDtypeStruct((batch_size, lengths[name.split("_")[0]]),
+                                           jnp.int32, sharding=self.batch_sharding)
+                for name in names}
+
+    def abstract_key(self) -> jax.ShapeDtypeStruct:
+        """The dropout key as a shape (its size depends on the configured PRNG impl)."""
+        key = jax.eval_shape(jax.random.PRNGKey, 0)
+        return jax.ShapeDtypeStruct(key.shape, key.dtype, sharding=self.replicated)
+
+    def init_state(self, seed: int) -> TrainState:
+        """Random init in its final sharding (see init_train_state)."""
+        with self.mesh, self.axis_rules():
+            return init_train_state(self.model, self.optimizer, self.layout, seed)
+
+
+def build_train_program(model_config: t5.T5Config, optimizer: optax.GradientTransformation,
+                        loss_config: LossConfig, mesh: jax.sharding.Mesh,
+                        parameter_sharding: bool = False,
+                        num_microbatches: int = 1) -> TrainProgram:
+    """Model, layout and jit(train_step) for a mesh; nothing is initialised or compiled yet.
+
+    The mesh may hold real devices or the abstract devices of a TPU topology (flan_jax.aot):
+    only shapes are derived here.
+    """
+    model = t5.Transformer(model_config)
+    rules = partitioning.logical_axis_rules(parameter_sharding)
+    layout = state_layout(model, optimizer, mesh, rules)
+    batch_sharding = partitioning.batch_sharding(mesh)
+    replicated = partitioning.replicated(mesh)
+    step_fn = jax.jit(
+        functools.partial(train_step, model=model, optimizer=optimizer,
+                          loss_config=loss_config, num_microbatches=num_microbatches),
+        in_shardings=(layout.shardings, batch_sharding, replicated),
+        out_shardings=(layout.shardings, replicated),
+        donate_argnums=(0,))
+    return TrainProgram(mesh=mesh, rules=rules, model=model, optimizer=optimizer,
+                        loss_config=loss_config, layout=layout, batch_sharding=batch_sharding,
+                        replicated=replicated, step_fn=step_fn)

@@ -253,27 +253,17 @@ def build_benchmark(config: BenchConfig) -> Benchmark:
     mesh = partitioning.create_mesh(config.num_partitions, available[:config.devices])
     partitioning.check_batch_size(config.batch_size, mesh)
 
-    model = t5.Transformer(config.model)
-    optimizer = optim.make_optimizer(config.optimizer_config())
-    loss_config = trainer.LossConfig()  # T5X defaults (z-loss 1e-4), what users train with
-    rules = partitioning.logical_axis_rules(config.parameter_sharding)
-    layout = trainer.state_layout(model, optimizer, mesh, rules)
-    batch_sharding = partitioning.batch_sharding(mesh)
-    replicated = partitioning.replicated(mesh)
-    step_fn = jax.jit(
-        functools.partial(trainer.train_step, model=model, optimizer=optimizer,
-                          loss_config=loss_config),
-        in_shardings=(layout.shardings, batch_sharding, replicated),
-        out_shardings=(layout.shardings, replicated),
-        donate_argnums=(0,))
-    with mesh, nn.logical_axis_rules(rules):
-        state = trainer.init_train_state(model, optimizer, layout, config.seed)
+    # T5X's loss defaults (z-loss 1e-4), what users train with; the step train.py builds.
+    program = trainer.build_train_program(
+        config.model, optim.make_optimizer(config.optimizer_config()), trainer.LossConfig(),
+        mesh, config.parameter_sharding)
     return Benchmark(
-        config=config, mesh=mesh, rules=rules, model=model, loss_config=loss_config,
-        step_fn=step_fn, state=state,
-        batch=jax.device_put(random_batch(config), batch_sharding),
-        dropout_key=jax.device_put(jax.random.PRNGKey(config.seed + 1), replicated),
-        num_params=sum(x.size for x in jax.tree.leaves(layout.abstract.params)))
+        config=config, mesh=mesh, rules=program.rules, model=program.model,
+        loss_config=program.loss_config, step_fn=program.step_fn,
+        state=program.init_state(config.seed),
+        batch=jax.device_put(random_batch(config), program.batch_sharding),
+        dropout_key=jax.device_put(jax.random.PRNGKey(config.seed + 1), program.replicated),
+        num_params=program.num_params)
 
 
 def run_benchmark(config: BenchConfig, peak_gflop_s: float = DESIGN_PEAK_GFLOP_S,
