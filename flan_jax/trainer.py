@@ -37,30 +37,52 @@ class TrainState(flax.struct.PyTreeNode):
     opt_state: optax.OptState
 
 
+# T5X's special loss normalizing factors (t5x/losses.py SpecialLossNormalizingFactor), by name.
+NUM_REAL_TARGET_TOKENS = "NUM_REAL_TARGET_TOKENS"    # sum of the loss weights in the batch
+NUM_TOTAL_TARGET_TOKENS = "NUM_TOTAL_TARGET_TOKENS"  # batch * target length, padding included
+AVERAGE_PER_SEQUENCE = "AVERAGE_PER_SEQUENCE"        # mean over sequences of each one's mean
+SPECIAL_LOSS_NORMALIZING_FACTORS = (NUM_REAL_TARGET_TOKENS, NUM_TOTAL_TARGET_TOKENS,
+                                    AVERAGE_PER_SEQUENCE)
+
+
 @dataclasses.dataclass(frozen=True)
 class LossConfig:
-    """T5X's loss options.
+    """T5X's loss options, with T5X's meanings.
 
     Attributes:
       z_loss: coefficient of log(Z)^2, which keeps the softmax normalizer near 1 (T5X 1e-4).
       label_smoothing: mass spread uniformly over the other vocabulary entries.
-      loss_normalizing_factor: None divides the summed token loss by the number of real target
-        tokens in the global batch (a per-token mean); a number divides by that constant
-        instead, as T5X's fixed LOSS_NORMALIZING_FACTOR does.
+      loss_normalizing_factor: what the summed token loss of the global batch is divided by,
+        as in t5x/losses.py: None -> nothing (the plain sum, T5X's default); a number -> that
+        constant; 'NUM_REAL_TARGET_TOKENS' -> the sum of the loss weights (a per-token mean;
+        flan_jax's default, see gin_configs/runs/finetune.gin); 'NUM_TOTAL_TARGET_TOKENS' ->
+        batch * target length; 'AVERAGE_PER_SEQUENCE' -> each packed sequence's loss is first
+        averaged over its own tokens, then the sequences are averaged, so every example weighs
+        the same whatever its length. Names are case-insensitive, as in T5X.
     """
 
     z_loss: float = 1e-4
     label_smoothing: float = 0.0
-    loss_normalizing_factor: float | None = None
+    loss_normalizing_factor: float | str | None = NUM_REAL_TARGET_TOKENS
 
     def __post_init__(self):
         if not 0.0 <= self.label_smoothing < 1.0:
             raise ValueError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}.")
         if self.z_loss < 0:
             raise ValueError(f"z_loss must be >= 0, got {self.z_loss}.")
-        if self.loss_normalizing_factor is not None and not self.loss_normalizing_factor > 0:
-            raise ValueError("loss_normalizing_factor must be None or a positive number, "
-                             f"got {self.loss_normalizing_factor}.")
+        factor = self.loss_normalizing_factor
+        if isinstance(factor, str):
+            if factor.upper() not in SPECIAL_LOSS_NORMALIZING_FACTORS:
+                raise ValueError(
+                    f"LOSS_NORMALIZING_FACTOR {factor!r} is not one of T5X's names "
+                    f"{SPECIAL_LOSS_NORMALIZING_FACTORS}; use one of them, a positive number, "
+                    "or None (no normalisation: the summed loss, as T5X).")
+            object.__setattr__(self, "loss_normalizing_factor", factor.upper())
+        elif factor is not None and (isinstance(factor, bool)
+                                     or not isinstance(factor, (int, float)) or not factor > 0):
+            raise ValueError(
+                f"LOSS_NORMALIZING_FACTOR must be None, a positive number or one of "
+                f"{SPECIAL_LOSS_NORMALIZING_FACTORS}, got {factor!r}.")
 
 
 def token_cross_entropy(logits: jax.Array, targets: jax.Array, label_smoothing: float = 0.0,
@@ -102,12 +124,34 @@ def _loss_weights(batch: Batch) -> jax.Array:
     return (batch["decoder_target_tokens"] > 0).astype(jnp.float32)
 
 
+def _per_sequence_weights(weights: jax.Array, batch: Batch) -> jax.Array:
+    """[batch, length] weights divided by their sum over each (packed) sequence.
+
+    What T5X's AVERAGE_PER_SEQUENCE weights the loss with: every sequence's weights then sum
+    to 1. Packed rows hold several sequences, told apart by decoder_segment_ids (0 = padding).
+    """
+    if "decoder_segment_ids" not in batch:
+        totals = weights.sum(axis=-1, keepdims=True)
+    else:
+        segments = batch["decoder_segment_ids"]
+        length = segments.shape[-1]
+
+        def row_totals(w, seg):
+            per_segment = jax.ops.segment_sum(w, seg, num_segments=length + 1)
+            return per_segment[seg]
+        totals = jax.vmap(row_totals)(weights, segments)
+    return jnp.where(totals > 0, weights / jnp.where(totals > 0, totals, 1.0), 0.0)
+
+
 def loss_sums(params: Any, batch: Batch, *, model: t5.Transformer, loss_config: LossConfig,
               dropout_rng: jax.Array | None) -> tuple[jax.Array, dict[str, jax.Array]]:
     """Summed (not yet normalised) loss over a batch, plus summed statistics.
 
-    Returns (loss_sum, stats) with stats = {loss, z_loss, correct, tokens, input_tokens}, all
-    scalar sums, so microbatches and hosts can be added up before normalising.
+    Returns (objective, stats). stats = {loss, z_loss, correct, tokens, input_tokens,
+    objective_weight} are scalar sums, so microbatches and hosts can be added up before
+    normalising. The objective is the loss summed with the weights the normalising factor asks
+    for (the loss weights; per-sequence weights for AVERAGE_PER_SEQUENCE), objective_weight the
+    sum of those weights; stats["loss"] always sums the loss over real target tokens.
     """
     logits = model.apply(
         {"params": params}, **_model_inputs(batch),
@@ -124,7 +168,14 @@ def loss_sums(params: Any, batch: Batch, *, model: t5.Transformer, loss_config: 
         "tokens": weights.sum(),
         "input_tokens": (batch["encoder_input_tokens"] > 0).sum().astype(jnp.float32),
     }
-    return stats["loss"], stats
+    if loss_config.loss_normalizing_factor == AVERAGE_PER_SEQUENCE:
+        objective_weights = _per_sequence_weights(weights, batch)
+        objective = (loss * objective_weights).sum()
+        stats["objective_weight"] = objective_weights.sum()
+    else:
+        objective = stats["loss"]
+        stats["objective_weight"] = stats["tokens"]
+    return objective, stats
 
 
 def per_token_losses(params: Any, batch: Batch, *, model: t5.Transformer,
@@ -148,10 +199,18 @@ def _split_microbatches(batch: Batch, num_microbatches: int) -> Batch:
     return jax.tree.map(split, batch)
 
 
-def _normaliser(stats: Mapping[str, jax.Array], loss_config: LossConfig) -> jax.Array:
-    if loss_config.loss_normalizing_factor is not None:
-        return jnp.asarray(loss_config.loss_normalizing_factor, jnp.float32)
-    return jnp.maximum(stats["tokens"], 1.0)
+def _normaliser(stats: Mapping[str, jax.Array], loss_config: LossConfig,
+                batch: Batch) -> jax.Array:
+    """What the summed objective of the global batch is divided by (LossConfig)."""
+    factor = loss_config.loss_normalizing_factor
+    if factor is None:
+        return jnp.ones((), jnp.float32)
+    if factor == NUM_TOTAL_TARGET_TOKENS:
+        return jnp.asarray(batch["decoder_target_tokens"].size, jnp.float32)
+    if factor in (NUM_REAL_TARGET_TOKENS, AVERAGE_PER_SEQUENCE):
+        # A batch of padding only has nothing to learn from; avoid dividing by zero.
+        return jnp.maximum(stats["objective_weight"], 1.0)
+    return jnp.asarray(factor, jnp.float32)
 
 
 def train_step(state: TrainState, batch: Batch, dropout_key: jax.Array, *,
@@ -185,12 +244,13 @@ def train_step(state: TrainState, batch: Batch, dropout_key: jax.Array, *,
             grads, stats = microbatch_grads(micro_batch, index)
             return jax.tree.map(jnp.add, carry, (grads, stats)), None
 
-        stat_names = ("loss", "z_loss", "correct", "tokens", "input_tokens")
+        stat_names = ("loss", "z_loss", "correct", "tokens", "input_tokens",
+                      "objective_weight")
         zeros = jax.tree.map(jnp.zeros_like, (state.params, dict.fromkeys(stat_names, 0.0)))
         (grads, stats), _ = jax.lax.scan(
             accumulate, zeros, (micro, jnp.arange(num_microbatches)))
 
-    normaliser = _normaliser(stats, loss_config)
+    normaliser = _normaliser(stats, loss_config, batch)
     grads = jax.tree.map(lambda g: g / normaliser, grads)
     updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)
