@@ -34,9 +34,9 @@ run: install
 test: install
 	$(PY) -m pytest -q tests
 
-# Training throughput on bench-cpu (shared/DESIGN.md); one JSON line.
+# Training throughput on bench-cpu against HF PyTorch (eager, compiled), rounds interleaved; one JSON line.
 bench: install
-	$(PY) tools/bench.py
+	$(PY) tools/bench.py --peer both --rounds 3
 
 # Decoding (greedy, beam 4) and scoring throughput, with HF PyTorch in the same run.
 bench-decode: install

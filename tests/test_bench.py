@@ -12,6 +12,7 @@ import pytest
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                                 "tools"))
 import bench  # noqa: E402
+import bench_peer  # noqa: E402
 import flops  # noqa: E402
 from flan_jax import trainer  # noqa: E402
 from flan_jax.models import t5  # noqa: E402
@@ -84,3 +85,20 @@ def test_flop_formula_agrees_with_xla_cost_analysis(name):
     # proportionally more in the tiny model, whose matmuls are tiny.
     tolerance = 0.01 if name == "bench-cpu" else 0.10
     assert formula <= xla <= formula * (1 + tolerance), (formula, xla)
+
+
+def test_peer_rounds_interleave_flan_jax_and_hf_on_the_same_shapes(capsys):
+    result = bench.main(["--smoke", "--steps", "2", "--warmup", "1", "--devices", "2",
+                         "--rounds", "2", "--peer", "eager", "--no-xla-flops"])
+    capsys.readouterr()
+    # Each round times both contestants, in order: flan_jax first, then the peer.
+    assert [list(r["step_s_median"]) for r in result["rounds"]] == [["flan_jax", "hf_eager"]] * 2
+    assert len(result["step_s_all"]) == 4
+    peer = result["peers"]["hf_eager"]
+    assert len(peer["step_s_all"]) == 4
+    assert peer["speedup_of_flan_jax"] == pytest.approx(
+        peer["step_s_median"] / result["step_s_median"], rel=1e-2)
+    # The peer is the same model: transformers counts the same number of parameters.
+    step = bench_peer.HFTrainStep(bench.smoke_config())
+    assert step.params == result["params"]
+    assert len(result["loadavg"]) == 3

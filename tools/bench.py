@@ -1,24 +1,37 @@
-r"""Training-throughput benchmark "bench-cpu" (shared/DESIGN.md section 2): `make bench`.
+"""Training-throughput benchmark "bench-cpu": `make bench`.
 
-    python tools/bench.py [--devices N] [--steps 20] [--warmup 3] [--measure-peak] ...
+    python tools/bench.py [--peer both --rounds 3] [--devices N] [--steps 20] [--warmup 3] ...
 
-Times the real flan_jax train step (trainer.train_step, jitted with shardings and donated
-state exactly as flan_jax/train.py does) on the bench-cpu model: T5 v1.1 shape, d_model 256,
-4 heads x d_kv 64, d_ff 1024 gated-GELU, 4+4 layers, untied vocab 32128, no dropout, fp32;
-batch 16 x (256 inputs + 64 targets) of random ids in [2, vocab), no padding; Adafactor
-lr 1e-3. One step = forward + backward + update. Progress goes to stderr; stdout gets exactly
-one JSON line:
+bench-cpu, defined here so the figures can be read without anything outside the repository:
+  model      T5 v1.1 shape: d_model 256, 4 heads x d_kv 64, d_ff 1024 gated-GELU, 4 encoder +
+             4 decoder layers, relative-position buckets 32 / max distance 128, untied
+             vocabulary of 32,128, no dropout, float32 (25,892,608 parameters)
+  batch      16 rows x (256 input + 64 target tokens) of random ids in [2, vocab): no padding,
+             no packing, every position a real token (5,120 tokens per step)
+  optimizer  Adafactor, constant lr 1e-3, without parameter-scale multiplication (optax
+             multiply_by_parameter_scale=False here; transformers' Adafactor(scale_parameter=
+             False, relative_step=False) in the peer); --t5x-adafactor for T5X's defaults
+  step       forward + backward + optimizer update of the real flan_jax train step
+             (trainer.build_train_program, the assembly flan_jax.train uses: jit with
+             shardings, donated state), on DEFAULT_DEVICES data-parallel CPU devices
+  peer       --peer: transformers' T5ForConditionalGeneration in PyTorch on the same shapes
+             and optimizer (tools/bench_peer.py), eager and/or torch.compile, in the same
+             process; rounds alternate flan_jax and the peers so that load from other
+             processes falls on all of them alike.
+
+Progress goes to stderr; stdout gets exactly one JSON line:
 
     {"tokens_per_s", "step_s_median", "mfu", "step_s_min", "model_gflop_per_step",
-     "peak_gflop_s", "peak_source", "devices", "mesh", "dtype", "jax_version", "params", ...}
+     "peak_gflop_s", "peak_source", "devices", "mesh", "dtype", "jax_version", "params",
+     "rounds": [{"step_s_median": {contestant: s}, "other_cpu_load"}], "loadavg",
+     "peers": {name: {"step_s_median", "tokens_per_s", "mfu", "speedup_of_flan_jax"}}, ...}
 
-MFU = model FLOPs per step (tools/flops.py, the DESIGN formula) / median step time / the
-practical peak of this machine (a jitted 2048x2048 fp32 matmul; --measure-peak times it,
-otherwise the DESIGN figure of 190 GFLOP/s is used).
-
-The peer it is compared with, shared/bench/hf_torch_t5_step.py, uses transformers' Adafactor
-with scale_parameter=False; the like-for-like setting here is optax Adafactor with
-multiply_by_parameter_scale=False. --t5x-adafactor uses the T5X defaults instead.
+MFU = model FLOPs per step (tools/flops.py: 6 x matmul parameters x tokens + attention
+score/value FLOPs; XLA's cost_analysis is printed beside it as a cross-check) / median step
+time / the practical peak of this machine (a jitted 2048x2048 fp32 matmul; --measure-peak
+times it, otherwise 190 GFLOP/s measured on the 2-core development machine is used).
+"other_cpu_load" is the share of the CPUs that other processes used while a round ran: a
+figure taken with it above a few percent is noisy.
 """
 from __future__ import annotations
 
@@ -47,6 +60,7 @@ import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # tools/flops.py
+import bench_peer  # noqa: E402
 import flops  # noqa: E402
 from flan_jax import optim, partitioning, trainer  # noqa: E402
 from flan_jax.models import t5  # noqa: E402
@@ -87,7 +101,10 @@ class BenchConfig:
       name: reported as "benchmark" in the result, so a smoke run is never taken for bench-cpu.
       model: the T5 shape.
       batch_size, input_length, target_length: one global batch of unpacked rows.
-      steps, warmup: timed steps, and untimed steps run first (the first one compiles).
+      steps, warmup: timed steps per round, and untimed steps run first (the first one
+        compiles).
+      rounds: how many times the timed steps are repeated; with peers, each round times
+        flan_jax and then every peer, interleaved.
       devices: how many of jax.devices() to put on the mesh (the first N).
       num_partitions: devices along the 'model' axis; the rest are data-parallel.
       parameter_sharding: also split parameters and optimizer state over the data-parallel
@@ -106,6 +123,7 @@ class BenchConfig:
     target_length: int = 64
     steps: int = 20
     warmup: int = 3
+    rounds: int = 1
     devices: int = DEFAULT_DEVICES
     num_partitions: int = 1
     parameter_sharding: bool = False
@@ -114,8 +132,8 @@ class BenchConfig:
     seed: int = 0
 
     def __post_init__(self):
-        for name in ("batch_size", "input_length", "target_length", "steps", "devices",
-                     "num_partitions"):
+        for name in ("batch_size", "input_length", "target_length", "steps", "rounds",
+                     "devices", "num_partitions"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}.")
         if self.warmup < 1:
@@ -269,11 +287,15 @@ def build_benchmark(config: BenchConfig) -> Benchmark:
 def run_benchmark(config: BenchConfig, peak_gflop_s: float = DESIGN_PEAK_GFLOP_S,
                   peak_source: str = "DESIGN.md", xla_cross_check: bool = True,
                   profile_dir: str | None = None,
-                  progress: Callable[[str], None] = log) -> dict[str, Any]:
-    """Times config.steps train steps after config.warmup untimed ones; returns the result.
+                  progress: Callable[[str], None] = log,
+                  peers: tuple[str, ...] = ()) -> dict[str, Any]:
+    """Times config.rounds x config.steps train steps after config.warmup untimed ones.
 
-    The returned dict is what main() prints as JSON; see the module docstring. With
-    profile_dir, two more steps run afterwards under jax.profiler (not timed).
+    With peers (names in bench_peer.PEERS), the same step in PyTorch runs in the same
+    process, warmed up likewise, and every round times flan_jax and then each peer, so that
+    load from other processes falls on all of them. The returned dict is what main() prints
+    as JSON; see the module docstring. With profile_dir, two more steps run afterwards under
+    jax.profiler (not timed).
     """
     bench = build_benchmark(config)
     model_flops = flops.train_step_flops(config.model, config.batch_size, config.input_length,
@@ -293,22 +315,40 @@ def run_benchmark(config: BenchConfig, peak_gflop_s: float = DESIGN_PEAK_GFLOP_S
         else:
             progress(f"model FLOPs per step: {model_flops.total / 1e9:.2f} GFLOP")
 
-        step_times: list[float] = []
-        loss = float("nan")
-        meter = None
-        for i in range(config.warmup + config.steps):
-            if i == config.warmup:
-                meter = OtherLoadMeter()
-            start = time.perf_counter()
-            metrics = bench.step()
-            elapsed = time.perf_counter() - start
-            loss = float(metrics["loss"])  # after the timer: the device is idle by now
-            if i >= config.warmup:
-                step_times.append(elapsed)
-            kind = "timed" if i >= config.warmup else ("compile+warm-up" if i == 0 else "warm-up")
-            progress(f"step {i + 1:3d}/{config.warmup + config.steps} {kind:15s} "
-                     f"{elapsed:7.3f} s  loss {loss:.4f}")
-        other_load = meter.fraction() if meter else None
+        contestants = {"flan_jax": lambda: _timed(bench.step)}
+        for name in peers:
+            progress(f"building the peer {name} (transformers, PyTorch)")
+            peer = bench_peer.HFTrainStep(config, compiled=name == "hf_compiled")
+            contestants[name] = peer.step
+        step_times: dict[str, list[float]] = {name: [] for name in contestants}
+        losses = dict.fromkeys(contestants, float("nan"))
+        for name, step in contestants.items():
+            for i in range(config.warmup):
+                elapsed, losses[name] = step()
+                kind = "compile+warm-up" if i == 0 else "warm-up"
+                progress(f"{name:11s} step {i + 1:3d}/{config.warmup} {kind:15s} "
+                         f"{elapsed:7.3f} s  loss {losses[name]:.4f}")
+        # Rounds interleave the contestants so that a noisy neighbour slows all of them alike.
+        rounds = []
+        meter = OtherLoadMeter()
+        for round_index in range(config.rounds):
+            round_meter = OtherLoadMeter()
+            medians = {}
+            for name, step in contestants.items():
+                times = []
+                for i in range(config.steps):
+                    elapsed, losses[name] = step()
+                    times.append(elapsed)
+                    progress(f"{name:11s} round {round_index + 1}/{config.rounds} step "
+                             f"{i + 1:3d}/{config.steps} {elapsed:7.3f} s  "
+                             f"loss {losses[name]:.4f}")
+                step_times[name] += times
+                medians[name] = round(statistics.median(times), 6)
+            load = round_meter.fraction()
+            rounds.append({"step_s_median": medians,
+                           "other_cpu_load": None if load is None else round(load, 3)})
+        loss = losses["flan_jax"]
+        other_load = meter.fraction()
         if other_load is not None:
             progress(f"other processes used {100 * other_load:.0f} % of the {os.cpu_count()} "
                      "cores while timing" + (" - expect slower steps" if other_load > 0.05
@@ -321,13 +361,25 @@ def run_benchmark(config: BenchConfig, peak_gflop_s: float = DESIGN_PEAK_GFLOP_S
     if not np.isfinite(loss):
         raise FloatingPointError(f"The benchmark's loss became {loss}; the timing is void.")
 
-    median = statistics.median(step_times)
+    median = statistics.median(step_times["flan_jax"])
+    peer_results = {}
+    for name in peers:
+        peer_median = statistics.median(step_times[name])
+        peer_results[name] = {
+            "step_s_median": round(peer_median, 6),
+            "tokens_per_s": round(config.tokens_per_step / peer_median, 1),
+            "mfu": round(model_flops.total / peer_median / (peak_gflop_s * 1e9), 6),
+            "step_s_all": [round(t, 6) for t in step_times[name]],
+            "final_loss": round(losses[name], 4),
+            # > 1: flan_jax is faster than this peer by that factor.
+            "speedup_of_flan_jax": round(peer_median / median, 3),
+        }
     return {
         "benchmark": config.name,
         "tokens_per_s": round(config.tokens_per_step / median, 1),
         "step_s_median": round(median, 6),
         "mfu": round(model_flops.total / median / (peak_gflop_s * 1e9), 6),
-        "step_s_min": round(min(step_times), 6),
+        "step_s_min": round(min(step_times["flan_jax"]), 6),
         "model_gflop_per_step": round(model_flops.total / 1e9, 2),
         "xla_gflop_per_step": None if xla_flops is None else round(xla_flops / 1e9, 2),
         "peak_gflop_s": round(peak_gflop_s, 1),
@@ -341,13 +393,24 @@ def run_benchmark(config: BenchConfig, peak_gflop_s: float = DESIGN_PEAK_GFLOP_S
         "batch": f"{config.batch_size}x({config.input_length}+{config.target_length})",
         "steps": config.steps,
         "warmup": config.warmup,
-        "step_s_all": [round(t, 6) for t in step_times],
+        "step_s_all": [round(t, 6) for t in step_times["flan_jax"]],
+        "rounds": rounds,
+        "peers": peer_results,
+        "loadavg": [round(x, 2) for x in os.getloadavg()],
         # Other processes on a 2-core machine slow the steps down; this says whether they ran.
         "other_cpu_load": None if other_load is None else round(other_load, 3),
         "final_loss": round(loss, 4),
         "jax_version": jax.__version__,
         "params": bench.num_params,
     }
+
+
+def _timed(step: Callable[[], dict[str, Any]]) -> tuple[float, float]:
+    """Runs one flan_jax step; returns (seconds, loss). The loss is read after the timer."""
+    start = time.perf_counter()
+    metrics = step()
+    elapsed = time.perf_counter() - start
+    return elapsed, float(metrics["loss"])
 
 
 def xla_forward_backward_flops(model: t5.Transformer, params: Any, batch: Any,
@@ -373,7 +436,13 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description="Time the flan_jax train step on bench-cpu (shared/DESIGN.md); prints "
                     "one JSON line on stdout.")
-    parser.add_argument("--steps", type=int, default=20, help="timed steps (20)")
+    parser.add_argument("--steps", type=int, default=20, help="timed steps per round (20)")
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="repeat the timed steps; with --peer the contestants alternate "
+                             "round by round (1)")
+    parser.add_argument("--peer", choices=("none", "eager", "compiled", "both"), default="none",
+                        help="also time transformers' T5 in PyTorch on the same shapes, in "
+                             "the same process, interleaved (eager, torch.compile or both)")
     parser.add_argument("--warmup", type=int, default=3, help="untimed steps first (3)")
     parser.add_argument("--devices", type=int, default=DEFAULT_DEVICES,
                         help=f"use the first N devices, data-parallel ({DEFAULT_DEVICES}: one "
@@ -407,7 +476,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parse_args(sys.argv[1:] if argv is None else argv)
-    run_options = dict(steps=args.steps, warmup=args.warmup, devices=args.devices,
+    run_options = dict(steps=args.steps, warmup=args.warmup, rounds=args.rounds,
+                       devices=args.devices,
                        num_partitions=args.num_partitions,
                        parameter_sharding=args.parameter_sharding,
                        t5x_adafactor=args.t5x_adafactor)
@@ -421,10 +491,19 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             f"of 20; DESIGN.md says {DESIGN_PEAK_GFLOP_S:g})")
     else:
         peak, source = DESIGN_PEAK_GFLOP_S, "DESIGN.md"
+    peers = {"none": (), "eager": ("hf_eager",), "compiled": ("hf_compiled",),
+             "both": bench_peer.PEERS}[args.peer]
     result = run_benchmark(config, peak, source, xla_cross_check=not args.no_xla_flops,
-                           profile_dir=args.profile_dir)
-    log(f"{result['step_s_median']:.3f} s/step median, {result['tokens_per_s']:,.0f} tokens/s, "
-        f"MFU {100 * result['mfu']:.1f} % of {result['peak_gflop_s']:g} GFLOP/s ({source})")
+                           profile_dir=args.profile_dir, peers=peers)
+    log(f"flan_jax    {result['step_s_median']:.3f} s/step median, "
+        f"{result['tokens_per_s']:,.0f} tokens/s, MFU {100 * result['mfu']:.1f} % of "
+        f"{result['peak_gflop_s']:g} GFLOP/s ({source})")
+    for name, peer in result["peers"].items():
+        log(f"{name:11s} {peer['step_s_median']:.3f} s/step median, "
+            f"{peer['tokens_per_s']:,.0f} tokens/s, MFU {100 * peer['mfu']:.1f} %; flan_jax is "
+            f"{peer['speedup_of_flan_jax']:.2f}x its speed")
+    log(f"load average {result['loadavg']}; other processes' share of the CPUs per round: "
+        f"{[r['other_cpu_load'] for r in result['rounds']]}")
     print(json.dumps(result), flush=True)
     return result
 

@@ -40,6 +40,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="fake CPU devices; the batch is split over them ('data' axis)")
     parser.add_argument("--threads", type=int, default=2, help="torch intra-op threads")
     parser.add_argument("--no-hf", action="store_true", help="skip the PyTorch peer")
+    parser.add_argument("--keep-denormals", action="store_true",
+                        help="leave PyTorch's denormal floats on (its default); by default they "
+                             "are flushed to zero as XLA does on CPU, as in tools/bench_peer.py")
     return parser.parse_args(argv)
 
 
@@ -128,6 +131,9 @@ def hf_runs(args: argparse.Namespace, inputs, targets) -> dict[str, Callable[[],
     import transformers
 
     torch.set_num_threads(args.threads)
+    # XLA flushes denormals to zero on CPU; a PyTorch run that keeps them measures the CPU's
+    # denormal microcode (see tools/bench_peer.py).
+    torch.set_flush_denormal(not args.keep_denormals)
     torch.manual_seed(0)
     cfg = bench_cpu_model()
     hf_config = transformers.T5Config(
@@ -196,7 +202,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "shapes": {"batch": args.batch, "input_length": args.input_length,
                    "decode_length": args.decode_length, "num_beams": args.num_beams,
                    "model": "bench-cpu fp32", "devices": args.devices},
-        "versions": versions(hf=not args.no_hf and hf_skipped is None)}
+        "versions": versions(hf=not args.no_hf and hf_skipped is None),
+        "hf_flush_denormal": not args.keep_denormals,
+        "loadavg": [round(x, 2) for x in os.getloadavg()]}
     for name, (first, median) in timings.items():
         side, what = name.split("_", 1)
         rate = ({"examples_per_s": round(args.batch / median, 2)} if what == "score" else
