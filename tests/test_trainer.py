@@ -121,3 +121,14 @@ def test_schedules():
     np.testing.assert_allclose([rsqrt(0), rsqrt(99), rsqrt(399)], [0.1, 0.1, 0.05], rtol=1e-6)
     with pytest.raises(ValueError, match="Unknown learning-rate schedule"):
         optim.OptimizerConfig(schedule="cosine_typo")
+
+
+def test_target_logits_select_exactly_the_gathered_entry():
+    logits = jax.random.normal(jax.random.PRNGKey(2), (3, 7, 50)) * 10
+    targets = jax.random.randint(jax.random.PRNGKey(3), (3, 7), 0, 50)
+    got = trainer.target_logits(logits, targets)
+    # Bit-identical to a gather: the sum adds zeros to the one selected entry.
+    np.testing.assert_array_equal(
+        got, jnp.take_along_axis(logits, targets[..., None], axis=-1)[..., 0])
+    grad = jax.grad(lambda x: trainer.target_logits(x, targets).sum())(logits)
+    np.testing.assert_array_equal(grad, jax.nn.one_hot(targets, 50))
