@@ -11,8 +11,16 @@ T5X's tensorstore layout (t5x/checkpoints.py, checkpoint VERSION 3) is a directo
   - one zarr directory per such array, named by its param path with '/' -> '.'.
 Version <= 2 stored bfloat16 as uint16, read back here as bfloat16.
 
-T5X's Orbax layout is an Orbax PyTree checkpoint of the same {'target': ..., 'state': ...}
-tree (optionally under an 'optimizer' key), in checkpoint_<step>/ or its state/ item dir.
+T5X's Orbax layout (t5x/checkpoints.py OrbaxCheckpointManagerInterface, what T5X's train.py
+writes by default, use_orbax=True) is an Orbax CheckpointManager directory, MODEL_DIR itself:
+  MODEL_DIR/checkpoint_<step>/            step_prefix 'checkpoint'
+      _CHECKPOINT_METADATA                the step's Orbax metadata
+      state/                              PyTreeCheckpointHandler(use_ocdbt=True) of the
+                                          train state's state_dict(): {'target': params,
+                                          'state': {'step', 'param_states'}}
+      dataset/                            the tf.data iterator, when save_dataset is set
+Older T5X versions wrote the same tree (optionally under an 'optimizer' key) with a plain
+Orbax PyTree checkpointer straight into checkpoint_<step>/; both are read.
 
 Parameter paths under target/ are flan_jax's own (T5X's minimal T5 and the released
 checkpoints: encoder/layers_0/attention/query/kernel ...). Two T5X variants are normalised:
@@ -97,9 +105,10 @@ def read_target(checkpoint_dir: str) -> dict[str, LazyArray | np.ndarray]:
     msgpack_path = os.path.join(checkpoint_dir, MSGPACK_FILE)
     if os.path.isfile(msgpack_path) and not _is_orbax_dir(checkpoint_dir):
         return _read_tensorstore_layout(checkpoint_dir, msgpack_path)
-    if not _is_orbax_dir(checkpoint_dir):
-        checkpoint_dir = os.path.join(checkpoint_dir, _ORBAX_ITEM)
-    return _read_orbax_layout(checkpoint_dir)
+    # A CheckpointManager's step dir also holds Orbax metadata (_CHECKPOINT_METADATA), but
+    # the tree is in its state/ item.
+    item_dir = os.path.join(checkpoint_dir, _ORBAX_ITEM)
+    return _read_orbax_layout(item_dir if _is_orbax_dir(item_dir) else checkpoint_dir)
 
 
 def _read_tensorstore_layout(checkpoint_dir: str, msgpack_path: str) -> dict[str, Any]:
