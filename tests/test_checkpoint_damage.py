@@ -138,3 +138,18 @@ def test_convert_cli_exits_2_naming_the_damaged_steps(runs, tmp_path):
     assert "No checkpoint in" in result.stderr and "step(s) 4, 2" in result.stderr
     assert "Traceback" not in result.stderr
     assert not (tmp_path / "hf").exists()
+
+
+def test_an_entry_point_exits_2_when_no_checkpoint_restores(runs, tmp_path, capsys):
+    from flan_jax import launch
+    run = _damaged_copy(runs, tmp_path, "data", steps=(2, 4))
+
+    def main():
+        train.train(**tiny.train_kwargs(run, steps=6))
+
+    with pytest.raises(SystemExit) as exit_info:
+        launch.exit_on_user_error(main, "flan_jax.train")
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "flan_jax.train: error: No checkpoint in" in err and "'data' item" in err
+    assert "Traceback" not in err
