@@ -36,6 +36,7 @@ import contextlib
 import dataclasses
 import logging
 import os
+import sys
 from typing import Any, Callable, Iterator, Mapping, Sequence, TypeVar
 
 import flax.linen as nn
@@ -108,10 +109,33 @@ def _reading(where: str) -> Iterator[None]:
     except _OUR_ERRORS:
         raise
     except Exception as error:  # Orbax, TensorStore and json raise many unrelated types
+        _drop_closed_event_loop_reports()
         lines = str(error).strip().splitlines() or [""]
         reason = lines[0] if len(lines[0]) <= 300 else lines[0][:300] + " ..."
         raise DamagedCheckpointError(
             f"{where} cannot be read ({type(error).__name__}: {reason})") from error
+
+
+def _drop_closed_event_loop_reports() -> None:
+    """Silences the echo of a failed restore; installed once, on the first failure.
+
+    When one array of a restore fails, Orbax closes its event loop while TensorStore still
+    completes the other reads in flight; each completion calls back into the closed loop, and
+    its RuntimeError('Event loop is closed') is printed as a traceback through
+    sys.unraisablehook, hundreds of lines that say nothing the DamagedCheckpointError does
+    not. Only that error is dropped; every other unraisable exception still shows.
+    """
+    previous = sys.unraisablehook
+    if getattr(previous, "drops_closed_event_loop", False):
+        return
+
+    def hook(unraisable) -> None:
+        error = unraisable.exc_value
+        if not (isinstance(error, RuntimeError) and str(error) == "Event loop is closed"):
+            previous(unraisable)
+
+    hook.drops_closed_event_loop = True
+    sys.unraisablehook = hook
 
 
 # ----------------------------------------------------------------------------------------
@@ -306,14 +330,14 @@ class Checkpointer:
         source = epath.Path(self.directory) / str(step)
         target = source.with_name(f"{step}{DAMAGED_SUFFIX}")
         copy = 1
-        while target.exists():
+        while target.exists():  # damaged before, at the same step
             copy += 1
             target = source.with_name(f"{step}{DAMAGED_SUFFIX}{copy}")
+        # Every process has chosen the same name before process 0 renames.
+        _sync_processes(f"flan_jax: name for damaged checkpoint {step}")
         if jax.process_index() == 0:
             source.rename(target)
-        if jax.process_count() > 1:
-            from jax.experimental import multihost_utils
-            multihost_utils.sync_global_devices(f"flan_jax set aside checkpoint {step}")
+        _sync_processes(f"flan_jax: moved damaged checkpoint {step}")
         return str(target)
 
     def wait(self) -> None:
@@ -323,6 +347,12 @@ class Checkpointer:
     def close(self) -> None:
         self._manager.wait_until_finished()
         self._manager.close()
+
+
+def _sync_processes(name: str) -> None:
+    if jax.process_count() > 1:
+        from jax.experimental import multihost_utils
+        multihost_utils.sync_global_devices(name)
 
 
 def _none_restores(directory: str, damaged: Sequence[tuple[int, DamagedCheckpointError]],

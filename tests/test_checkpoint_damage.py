@@ -12,6 +12,7 @@ import os
 import shutil
 import subprocess
 import sys
+import types
 
 import numpy as np
 import pytest
@@ -153,3 +154,25 @@ def test_an_entry_point_exits_2_when_no_checkpoint_restores(runs, tmp_path, caps
     err = capsys.readouterr().err
     assert "flan_jax.train: error: No checkpoint in" in err and "'data' item" in err
     assert "Traceback" not in err
+
+
+def test_a_failed_restore_does_not_print_closed_event_loop_tracebacks(runs, tmp_path,
+                                                                      monkeypatch):
+    # After a failed array read, TensorStore finishes the reads in flight and calls back into
+    # the event loop Orbax has closed; each RuntimeError arrives at sys.unraisablehook (about
+    # half of the runs printed hundreds of traceback lines before the filter).
+    reported = []
+    monkeypatch.setattr(sys, "unraisablehook", reported.append)
+    run = _damaged_copy(runs, tmp_path, "tensor", steps=(2, 4))
+    with pytest.raises(checkpointing.DamagedCheckpointError):
+        checkpointing.load_params(str(run))
+
+    def unraisable(error):
+        return types.SimpleNamespace(exc_type=type(error), exc_value=error, exc_traceback=None,
+                                     err_msg=None, object=None)
+
+    sys.unraisablehook(unraisable(RuntimeError("Event loop is closed")))
+    other = unraisable(RuntimeError("something else"))
+    sys.unraisablehook(other)
+    assert reported[-1] is other
+    assert not [r for r in reported if str(r.exc_value) == "Event loop is closed"]

@@ -123,7 +123,8 @@ def test_hf_to_flan_jax_to_hf_round_trip_is_bit_exact(variant, hf_dirs, converte
 
 
 def test_to_hf_with_a_gin_file_that_does_not_fit_names_the_tensor(converted, tmp_path):
-    with pytest.raises(ValueError, match=r"encoder/layers_0/mlp/wi_0/kernel: not in the checkpoint"):
+    with pytest.raises(ValueError,
+                       match=r"encoder/layers_0/mlp/wi_0/kernel: not in the checkpoint"):
         hf.to_hf(converted["v1_0"], str(tmp_path / "x"),
                  [os.path.join(converted["v1_1"], "model.gin")])
     assert not (tmp_path / "x").exists()

@@ -323,8 +323,8 @@ def from_t5x(path: str, out_dir: str, gin_files: Sequence[str] = (),
         raise FileNotFoundError(f"--vocabulary {vocabulary_file} is not a file.")
     with checkpoint_io.atomic_output_dir(out_dir) as tmp:
         params, config, checkpoint_dir = read_t5x_params(path, gin_files, scan_axis)
-        checkpoint_io.write_converted(tmp, out_dir, checkpointing.unflatten(_to_host_arrays(params)),
-                                      config,
+        checkpoint_io.write_converted(tmp, out_dir,
+                                      checkpointing.unflatten(_to_host_arrays(params)), config,
                                       source=f"T5X {checkpoint_dir}",
                                       vocabulary_file=vocabulary_file)
     return config
