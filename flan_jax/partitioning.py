@@ -141,6 +141,22 @@ def shard_abstract_tree(abstract: Any, shardings: Any) -> Any:
         lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s), abstract, shardings)
 
 
+def param_layout(boxed_abstract_params: Any, mesh: Mesh, rules: LogicalRules
+                 ) -> tuple[Any, Any]:
+    """Where the params live, without an optimizer or a train state.
+
+    Args:
+      boxed_abstract_params: jax.eval_shape of the model's init ["params"], leaves still
+        boxed with their logical axis names (nn.Partitioned).
+    Returns:
+      (abstract params: ShapeDtypeStructs carrying their shardings, what Orbax restores
+      into; NamedSharding per param, the jit in_shardings for the params).
+    """
+    specs = nn.get_partition_spec(boxed_abstract_params)
+    shardings = logical_to_shardings(specs, mesh, rules)
+    return shard_abstract_tree(nn.unbox(boxed_abstract_params), shardings), shardings
+
+
 def optimizer_state_specs(abstract_opt_state: Any, abstract_params: Any,
                           param_specs: Any) -> Any:
     """Logical PartitionSpecs for an optimizer state, derived from the params it tracks.

@@ -141,12 +141,15 @@ def train(
     # ------------------------------------------------------------------ initialise or restore
     # Order written down in flan_jax/checkpointing.py: MODEL_DIR, INITIAL_CHECKPOINT_PATH, init.
     ckpt = checkpointing.Checkpointer(model_dir, checkpoint)
-    latest = ckpt.latest_step()
     data_state = None
     with mesh, nn.logical_axis_rules(rules):
-        if latest is not None:
-            state, data_state = ckpt.restore(latest, layout.abstract)
-            origin = f"resumed from {ckpt.directory} at step {latest}"
+        resumed = ckpt.restore_latest(layout.abstract)
+        if resumed is not None:
+            state, data_state = resumed.state, resumed.data_state
+            origin = f"resumed from {ckpt.directory} at step {resumed.step}"
+            if resumed.set_aside:
+                origin += (" (newer checkpoint(s) did not restore and were moved aside, not "
+                           f"deleted: {', '.join(resumed.set_aside)})")
         elif initial_checkpoint_path:
             params = checkpointing.load_initial_params(
                 initial_checkpoint_path, layout.abstract.params)

@@ -5,15 +5,26 @@ a flax msgpack of {'version': 3, 'optimizer': {'target': ..., 'state': ...}} in 
 arrays are TensorStore zarr specs with paths relative to the checkpoint dir (the released
 checkpoints name a GCS dummy bucket) and small ones are inline; each array lives in a zarr
 directory named by its param path with '/' -> '.'.
+
+The Orbax layout is written as T5X's train.py writes it by default (use_orbax=True): through
+t5x/checkpoints.py OrbaxCheckpointManagerInterface, i.e. an Orbax CheckpointManager on
+MODEL_DIR with step_prefix 'checkpoint', a PyTreeCheckpointHandler(use_ocdbt=True) 'state'
+item holding the train state's state_dict() and a 'dataset' item (write_t5x_orbax below).
 """
+import dataclasses
 import os
 import shutil
+from typing import Any
 
+import jax
+import jax.numpy as jnp
 import numpy as np
+import orbax.checkpoint as ocp
 import pytest
 import tensorstore as ts
 from flax import serialization
 
+from flan_jax import checkpointing
 from flan_jax.convert import checkpoint_io, naming, t5x
 
 import tiny
@@ -62,10 +73,71 @@ def write_t5x_tensorstore(checkpoint_dir, target: dict[str, np.ndarray], *, styl
              "param_states": {"token_embedder": {"embedding": {"v_row": _ts_spec(
                  "state.param_states.token_embedder.embedding.v_row",
                  np.zeros((2, 2), np.float32), style)}}}}
-    contents = {"version": version, "optimizer": {"target": naming.unflatten(tree), "state": state}}
+    contents = {"version": version,
+                "optimizer": {"target": checkpointing.unflatten(tree), "state": state}}
     with open(os.path.join(checkpoint_dir, "checkpoint"), "wb") as f:
         f.write(serialization.msgpack_serialize(contents))
     return str(checkpoint_dir)
+
+
+class T5xDatasetCheckpointHandler(ocp.CheckpointHandler):
+    """t5x/checkpoints.py DatasetCheckpointHandler as T5X builds it by default
+    (SaveCheckpointConfig.save_dataset=False -> should_write_dataset_ckpt False): it is
+    registered as the 'dataset' item and saves nothing."""
+
+    def save(self, directory, args):
+        del directory, args
+
+    def restore(self, directory, args=None):
+        del directory, args
+
+
+@ocp.args.register_with_handler(T5xDatasetCheckpointHandler, for_save=True, for_restore=True)
+@dataclasses.dataclass
+class T5xDatasetArgs(ocp.args.CheckpointArgs):
+    item: Any = None
+
+
+def _t5x_adafactor_param_states(params: dict[str, np.ndarray]) -> dict:
+    """t5x/adafactor.py init_param_state for the tiny params: no dimension reaches
+    min_dim_size_to_factor (128), so v is full-size and v_row / v_col / m are zeros((1,))."""
+    return checkpointing.unflatten({
+        name: {"v_row": np.zeros((1,), np.float32), "v_col": np.zeros((1,), np.float32),
+               "v": np.zeros(array.shape, np.float32), "m": np.zeros((1,), np.float32)}
+        for name, array in params.items()})
+
+
+def write_t5x_orbax(model_dir, params: dict[str, np.ndarray], step: int,
+                    save_dtype: str = "float32") -> str:
+    """What OrbaxCheckpointManagerInterface.__init__ and .save do for a FlaxOptimTrainState.
+
+    The manager's options and items are T5X's; the state is state_dict() = {'target':
+    params, 'state': {'step', 'param_states'}}, saved with SaveArgs(dtype=save_dtype) for
+    target/ leaves only (_construct_save_args). Returns MODEL_DIR.
+    """
+    manager = ocp.CheckpointManager(
+        directory=str(model_dir),
+        options=ocp.CheckpointManagerOptions(
+            max_to_keep=None, save_interval_steps=1, keep_period=None, best_fn=None,
+            best_mode="max", keep_checkpoints_without_metrics=True,
+            cleanup_tmp_directories=True, step_prefix="checkpoint",
+            async_options=ocp.AsyncOptions(timeout_secs=600)),
+        item_handlers={"state": ocp.PyTreeCheckpointHandler(use_ocdbt=True),
+                       "dataset": T5xDatasetCheckpointHandler()})
+    state_dict = {"target": checkpointing.unflatten({k: jnp.asarray(v)
+                                                     for k, v in params.items()}),
+                  "state": {"step": jnp.asarray(step, jnp.int32),
+                            "param_states": _t5x_adafactor_param_states(params)}}
+    save_args = {"target": jax.tree.map(lambda _: ocp.SaveArgs(dtype=jnp.dtype(save_dtype)),
+                                        state_dict["target"]),
+                 "state": jax.tree.map(lambda _: ocp.SaveArgs(dtype=None),
+                                       state_dict["state"])}
+    manager.save(step, args=ocp.args.Composite(
+        state=ocp.args.PyTreeSave(state_dict, save_args=save_args),
+        dataset=T5xDatasetArgs(None)), force=True)
+    manager.wait_until_finished()
+    manager.close()
+    return str(model_dir)
 
 
 def _scan(params: dict[str, np.ndarray], config, layout: str) -> dict[str, np.ndarray]:
@@ -117,7 +189,7 @@ def test_tensorstore_layout_imports_to_the_same_params(v11, tmp_path, style):
     # The parent directory resolves to its latest step.
     result = t5x.from_t5x(str(tmp_path / "t5x"), str(tmp_path / "out"))
     assert result == config
-    _assert_same(checkpoint_io.load_params(str(tmp_path / "out"))[0], params)
+    _assert_same(checkpointing.load_params(str(tmp_path / "out"))[0], params)
     assert checkpoint_io.config_from_gin([str(tmp_path / "out" / "model.gin")]) == config
 
 
@@ -157,7 +229,7 @@ def test_per_layer_relative_position_tables_are_refused(v11, tmp_path):
 def test_orbax_layout_imports_to_the_same_params(v11, tmp_path, layout):
     import orbax.checkpoint as ocp
     config, params = v11
-    tree = {"target": naming.unflatten(params), "state": {"step": np.int32(3)}}
+    tree = {"target": checkpointing.unflatten(params), "state": {"step": np.int32(3)}}
     tree = tree if layout == "target" else {"optimizer": tree}
     item_dir = tmp_path / "checkpoint_3" / ("state" if layout == "state_item" else "")
     ocp.PyTreeCheckpointer().save(str(item_dir), tree)
@@ -181,8 +253,8 @@ def test_gin_file_overrides_inferred_activations_and_is_checked(v11, tmp_path):
     wrong = tmp_path / "wide.gin"
     wrong.write_text(checkpoint_io.model_gin_text(tiny.model_config(mlp_dim=128), "test"))
     with pytest.raises(ValueError, match=r"parameters in .*checkpoint_1 do not fit .*"
-                                         r"decoder/layers_0/mlp/wi_0/kernel is \(32, 64\), "
-                                         r"the model needs \(32, 128\)"):
+                                         r"decoder/layers_0/mlp/wi_0/kernel: checkpoint "
+                                         r"\(32, 64\) vs model \(32, 128\)"):
         t5x.from_t5x(str(tmp_path / "checkpoint_1"), str(tmp_path / "out2"), [str(wrong)])
     assert not (tmp_path / "out2").exists()
 
@@ -203,3 +275,44 @@ def test_bad_t5x_inputs_are_named(v11, tmp_path):
         t5x.from_t5x(str(tmp_path / "checkpoint_2"), str(tmp_path / "out"))
     assert not (tmp_path / "out").exists()
     assert not [n for n in os.listdir(tmp_path) if ".tmp-" in n]
+
+
+@pytest.mark.parametrize("save_dtype", ["float32", "bfloat16"])
+def test_t5x_default_orbax_layout_imports_from_the_step_dir_and_its_parent(v11, tmp_path,
+                                                                        save_dtype):
+    import ml_dtypes
+    config, params = v11
+    model_dir = tmp_path / "t5x_model_dir"
+    write_t5x_orbax(model_dir, _random_params(config, 1), step=3, save_dtype=save_dtype)
+    write_t5x_orbax(model_dir, params, step=5, save_dtype=save_dtype)
+    # The layout T5X's manager wrote: step metadata beside the state/ item, not inside it.
+    step_dir = model_dir / "checkpoint_5"
+    assert (step_dir / "_CHECKPOINT_METADATA").is_file()
+    assert (step_dir / "state" / "_METADATA").is_file()
+    assert not (step_dir / "_METADATA").exists()
+    stored = params if save_dtype == "float32" else {
+        k: v.astype(ml_dtypes.bfloat16).astype(np.float32) for k, v in params.items()}
+    for source in (step_dir, model_dir):  # the parent resolves to its latest step
+        loaded, inferred, where = t5x.read_t5x_params(str(source))
+        assert inferred == config and where == str(step_dir)
+        _assert_same(loaded, stored)
+    assert t5x.from_t5x(str(model_dir), str(tmp_path / "out")) == config
+    _assert_same(checkpointing.load_params(str(tmp_path / "out"))[0], stored)
+
+
+def test_damaged_t5x_checkpoint_falls_back_in_a_parent_and_is_named_alone(v11, tmp_path):
+    config, params = v11
+    model_dir = tmp_path / "t5x"
+    write_t5x_orbax(model_dir, params, step=3)
+    write_t5x_orbax(model_dir, _random_params(config, 1), step=5)
+    os.truncate(model_dir / "checkpoint_5" / "state" / "_METADATA", 100)
+    # The parent gives its newest step that reads, as flan_jax's own readers do.
+    loaded, _, where = t5x.read_t5x_params(str(model_dir))
+    assert where == str(model_dir / "checkpoint_3")
+    _assert_same(loaded, params)
+    # The damaged step named on its own: a clear error, nothing written.
+    with pytest.raises(checkpointing.DamagedCheckpointError,
+                       match=r"checkpoint .*checkpoint_5/state cannot be read"):
+        t5x.from_t5x(str(model_dir / "checkpoint_5"), str(tmp_path / "out"))
+    assert not (tmp_path / "out").exists()
+    assert (model_dir / "checkpoint_5" / "state" / "_METADATA").stat().st_size == 100

@@ -7,5 +7,6 @@
 
 OUT_DIR of from-hf / from-t5x is an initial checkpoint (INITIAL_CHECKPOINT_PATH) with its
 model gin file, see flan_jax.convert.checkpoint_io. Modules: naming (the one name mapping),
-checkpoint_io (writing / reading flan_jax checkpoints), hf, t5x, __main__ (the CLI).
+checkpoint_io (assembling a converted OUT_DIR; the checkpoint in it is written and read by
+flan_jax.checkpointing, the one Orbax module), hf, t5x, __main__ (the CLI).
 """

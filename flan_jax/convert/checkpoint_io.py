@@ -8,7 +8,8 @@ A converted OUT_DIR looks like
     OUT_DIR/conversion.json       where it came from
 
 and is meant for INITIAL_CHECKPOINT_PATH (flan_jax.checkpointing.load_initial_params takes
-only the params of a run/checkpoints/step directory). It holds no optimizer state and no data
+only the params of a run/checkpoints/step directory; every read and write goes through
+flan_jax.checkpointing). It holds no optimizer state and no data
 position, so it is not a run directory to resume: give training a new MODEL_DIR.
 
 Nothing is ever half-written: everything goes to a temporary sibling of OUT_DIR, renamed to
@@ -25,7 +26,6 @@ from typing import Any, Iterator, Mapping, Sequence
 
 import jax
 import numpy as np
-import orbax.checkpoint as ocp
 
 from flan_jax import checkpointing
 from flan_jax.models import t5
@@ -73,20 +73,6 @@ def host_array(array: np.ndarray) -> jax.Array:
     return jax.device_put(np.asarray(array, dtype=np.float32), jax.devices("cpu")[0])
 
 
-def save_params(directory: str, params: Mapping[str, Any]) -> None:
-    """Writes {'params': params} as step 0 of an Orbax CheckpointManager in `directory`.
-
-    The layout is flan_jax.checkpointing's: <directory>/checkpoints/0/state.
-    """
-    manager = ocp.CheckpointManager(
-        os.path.join(directory, checkpointing.CHECKPOINT_SUBDIR),
-        item_handlers={"state": ocp.StandardCheckpointHandler()},
-        options=ocp.CheckpointManagerOptions(create=True, enable_async_checkpointing=False))
-    manager.save(0, args=ocp.args.Composite(state=ocp.args.StandardSave({"params": params})))
-    manager.wait_until_finished()
-    manager.close()
-
-
 def model_gin_text(config: t5.T5Config, source: str,
                    vocabulary_path: str | None = None) -> str:
     """A model gin file in the format of gin_configs/models/*/*.gin for `config`."""
@@ -123,7 +109,7 @@ def write_converted(tmp_dir: str, final_dir: str, params: Mapping[str, Any],
                     config: t5.T5Config, source: str,
                     vocabulary_file: str | None = None) -> None:
     """Fills `tmp_dir` (to become `final_dir`) with checkpoint, model.gin and vocabulary."""
-    save_params(tmp_dir, params)
+    checkpointing.save_params(tmp_dir, params)
     vocabulary_path = None
     if vocabulary_file is not None:
         shutil.copyfile(vocabulary_file, os.path.join(tmp_dir, VOCABULARY_FILE))
@@ -157,42 +143,3 @@ def config_from_gin(gin_files: Sequence[str]) -> t5.T5Config:
     finally:
         gin.clear_config()
     return config
-
-
-def load_params(path: str) -> tuple[dict[str, np.ndarray], str]:
-    """A flan_jax checkpoint's params as {"a/b/c": float32 numpy array}, and its directory.
-
-    `path` may be a converted OUT_DIR, a run's MODEL_DIR, its checkpoints/ directory or one
-    step directory (as INITIAL_CHECKPOINT_PATH). Peak memory: one copy of the params.
-    """
-    from flan_jax.convert import naming
-    directory, step = checkpointing.resolve_initial_checkpoint(path)
-    manager = ocp.CheckpointManager(
-        directory, item_handlers={"state": ocp.PyTreeCheckpointHandler()},
-        options=ocp.CheckpointManagerOptions(read_only=True, create=False))
-    metadata = manager.item_metadata(step)["state"]
-    if "params" not in metadata:
-        raise ValueError(f"{directory}/{step}/state holds no 'params'; not a flan_jax "
-                         "checkpoint.")
-    shapes = naming.flatten_shapes(metadata["params"])
-    # Shapes only: np.zeros here would allocate a second copy of the model.
-    target = naming.unflatten({name: jax.ShapeDtypeStruct(shape, np.float32)
-                               for name, shape in shapes.items()})
-    restore_args = {"params": naming.unflatten({
-        name: ocp.RestoreArgs(restore_type=np.ndarray) for name in shapes})}
-    restored = manager.restore(step, args=ocp.args.Composite(state=ocp.args.PyTreeRestore(
-        item={"params": target}, restore_args=restore_args, partial_restore=True)))
-    manager.close()
-    flat = _flatten(restored["state"]["params"])
-    return {k: np.asarray(v, np.float32) for k, v in flat.items()}, f"{directory}/{step}"
-
-
-def _flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    out = {}
-    for key, value in tree.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, Mapping):
-            out.update(_flatten(value, name + "/"))
-        else:
-            out[name] = value
-    return out

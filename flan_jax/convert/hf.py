@@ -26,6 +26,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from flan_jax import checkpointing
 from flan_jax.convert import checkpoint_io, naming
 from flan_jax.models import t5
 
@@ -272,7 +273,7 @@ def from_hf(hf_dir: str, out_dir: str) -> t5.T5Config:
     with HfCheckpoint(hf_dir) as checkpoint:
         config = checkpoint.config
         with checkpoint_io.atomic_output_dir(out_dir) as tmp:
-            params = naming.unflatten(read_hf_params(checkpoint))
+            params = checkpointing.unflatten(read_hf_params(checkpoint))
             vocabulary = os.path.join(checkpoint.directory, checkpoint_io.VOCABULARY_FILE)
             checkpoint_io.write_converted(
                 tmp, out_dir, params, config, source=f"Hugging Face {checkpoint.directory}",
@@ -291,7 +292,7 @@ def to_hf(checkpoint: str, out_dir: str, gin_files: Sequence[str] = ()) -> t5.T5
     otherwise from the params' shapes with T5's conventions (naming.infer_config).
     """
     with checkpoint_io.atomic_output_dir(out_dir) as tmp:
-        params, where = checkpoint_io.load_params(checkpoint)
+        params, where = checkpointing.load_params(checkpoint)
         shapes = {name: a.shape for name, a in params.items()}
         config = (checkpoint_io.config_from_gin(gin_files) if gin_files
                   else naming.infer_config(shapes, where))
@@ -358,7 +359,7 @@ def check_hf(hf_dir: str, checkpoint: str | None = None, *, batch_size: int = 2,
     with HfCheckpoint(hf_dir) as hf:
         config = hf.config
         params = (read_hf_params(hf) if checkpoint is None
-                  else checkpoint_io.load_params(checkpoint)[0])
+                  else checkpointing.load_params(checkpoint)[0])
     if checkpoint is not None:
         naming.check_shapes(config, {k: v.shape for k, v in params.items()}, checkpoint)
 
@@ -380,7 +381,7 @@ def check_hf(hf_dir: str, checkpoint: str | None = None, *, batch_size: int = 2,
     ours_model = t5.Transformer(dataclasses.replace(config, dtype="float32", dropout_rate=0.0))
     ours = np.asarray(jax.jit(lambda p, a, b, c: ours_model.apply(
         {"params": p}, a, b, c, enable_dropout=False))(
-            naming.unflatten({k: jnp.asarray(v) for k, v in params.items()}),
+            checkpointing.unflatten({k: jnp.asarray(v) for k, v in params.items()}),
             inputs, decoder_inputs, targets))
     return {"max_abs_logits_diff": float(np.max(np.abs(ours - theirs))),
             "max_abs_logits": float(np.max(np.abs(theirs))),

@@ -21,9 +21,8 @@ import re
 from typing import Mapping
 
 import flax.linen
-import jax
-import jax.numpy as jnp
 
+from flan_jax import checkpointing
 from flan_jax.models import t5
 
 # flan_jax attention module names -> HF (decoder block, layer index, HF module name).
@@ -96,12 +95,8 @@ HF_TIED_ALIASES = ("encoder.embed_tokens.weight", "decoder.embed_tokens.weight")
 
 @functools.lru_cache(maxsize=16)
 def _abstract_shapes(config: t5.T5Config) -> dict[str, tuple[int, ...]]:
-    model = t5.Transformer(config)
-    tokens = jnp.ones((1, 1), jnp.int32)
-    boxed = jax.eval_shape(
-        lambda rng: model.init(rng, tokens, tokens, tokens, enable_dropout=False)["params"],
-        jax.random.PRNGKey(0))
-    return flatten_shapes(flax.linen.unbox(boxed))
+    boxed = checkpointing.abstract_params(t5.Transformer(config))
+    return checkpointing.flat_shapes(flax.linen.unbox(boxed))
 
 
 def param_shapes(config: t5.T5Config) -> dict[str, tuple[int, ...]]:
@@ -109,38 +104,13 @@ def param_shapes(config: t5.T5Config) -> dict[str, tuple[int, ...]]:
     return dict(_abstract_shapes(config))
 
 
-def flatten_shapes(tree) -> dict[str, tuple[int, ...]]:
-    """A nested dict of arrays (or shape-carrying leaves) -> {"a/b/c": shape}."""
-    flat = jax.tree_util.tree_flatten_with_path(tree)[0]
-    return {"/".join(str(getattr(k, "key", k)) for k in path): tuple(leaf.shape)
-            for path, leaf in flat}
-
-
-def unflatten(flat: Mapping[str, object]) -> dict:
-    """{"a/b/c": x} -> {"a": {"b": {"c": x}}}."""
-    tree: dict = {}
-    for path, value in flat.items():
-        node = tree
-        *parents, leaf = path.split("/")
-        for part in parents:
-            node = node.setdefault(part, {})
-        node[leaf] = value
-    return tree
-
-
 def check_shapes(config: t5.T5Config, shapes: Mapping[str, tuple[int, ...]],
                  where: str) -> None:
-    """Raises ValueError naming every tensor that is missing, extra or mis-shaped."""
-    wanted = param_shapes(config)
-    problems = [f"{name} is {tuple(shapes[name]) if name in shapes else 'missing'}, "
-                f"the model needs {shape}"
-                for name, shape in wanted.items() if tuple(shapes.get(name, ())) != shape]
-    problems += [f"{name} is not in the model" for name in shapes if name not in wanted]
-    if problems:
-        listed = "; ".join(problems[:6]) + (f"; and {len(problems) - 6} more"
-                                            if len(problems) > 6 else "")
-        raise ValueError(f"The parameters in {where} do not fit the model config "
-                         f"{config_summary(config)}: {listed}.")
+    """Raises ShapeMismatchError (a ValueError) naming every tensor that does not fit."""
+    checkpointing.check_shapes(
+        shapes, param_shapes(config), where, model=f"the model config {config_summary(config)}",
+        fix="Pass the --gin_file of the model that wrote the checkpoint, or none to read the "
+            "config off the shapes.")
 
 
 def config_summary(config: t5.T5Config) -> str:

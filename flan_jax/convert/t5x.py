@@ -11,8 +11,16 @@ T5X's tensorstore layout (t5x/checkpoints.py, checkpoint VERSION 3) is a directo
   - one zarr directory per such array, named by its param path with '/' -> '.'.
 Version <= 2 stored bfloat16 as uint16, read back here as bfloat16.
 
-T5X's Orbax layout is an Orbax PyTree checkpoint of the same {'target': ..., 'state': ...}
-tree (optionally under an 'optimizer' key), in checkpoint_<step>/ or its state/ item dir.
+T5X's Orbax layout (t5x/checkpoints.py OrbaxCheckpointManagerInterface, what T5X's train.py
+writes by default, use_orbax=True) is an Orbax CheckpointManager directory, MODEL_DIR itself:
+  MODEL_DIR/checkpoint_<step>/            step_prefix 'checkpoint'
+      _CHECKPOINT_METADATA                the step's Orbax metadata
+      state/                              PyTreeCheckpointHandler(use_ocdbt=True) of the
+                                          train state's state_dict(): {'target': params,
+                                          'state': {'step', 'param_states'}}
+      dataset/                            the tf.data iterator, when save_dataset is set
+Older T5X versions wrote the same tree (optionally under an 'optimizer' key) with a plain
+Orbax PyTree checkpointer straight into checkpoint_<step>/; both are read.
 
 Parameter paths under target/ are flan_jax's own (T5X's minimal T5 and the released
 checkpoints: encoder/layers_0/attention/query/kernel ...). Two T5X variants are normalised:
@@ -29,12 +37,14 @@ when scanned). Optimizer state is never read.
 """
 from __future__ import annotations
 
+import logging
 import os
 import re
 from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
+from flan_jax import checkpointing
 from flan_jax.convert import checkpoint_io, naming
 from flan_jax.models import t5
 
@@ -57,18 +67,23 @@ LazyArray = Callable[[], np.ndarray]
 
 def resolve_checkpoint_dir(path: str) -> str:
     """A checkpoint_<step> dir, its `checkpoint` file, or a dir of checkpoint_<step> dirs."""
+    return _candidate_dirs(path)[0]
+
+
+def _candidate_dirs(path: str) -> list[str]:
+    """The checkpoint dir(s) `path` names, newest first: one, or every step of a parent."""
     path = os.path.abspath(path)
     if os.path.isfile(path) and os.path.basename(path) == MSGPACK_FILE:
-        return os.path.dirname(path)
+        return [os.path.dirname(path)]
     if not os.path.isdir(path):
         raise FileNotFoundError(f"T5X checkpoint {path} does not exist.")
     if _is_checkpoint_dir(path):
-        return path
-    steps = sorted((int(m.group(1)), name) for name in os.listdir(path)
-                   if (m := re.fullmatch(r"checkpoint_(\d+)", name))
-                   and _is_checkpoint_dir(os.path.join(path, name)))
+        return [path]
+    steps = sorted(((int(m.group(1)), name) for name in os.listdir(path)
+                    if (m := re.fullmatch(r"checkpoint_(\d+)", name))
+                    and _is_checkpoint_dir(os.path.join(path, name))), reverse=True)
     if steps:
-        return os.path.join(path, steps[-1][1])
+        return [os.path.join(path, name) for _, name in steps]
     raise FileNotFoundError(
         f"{path} is not a T5X checkpoint: expected a checkpoint_<step> directory holding a "
         f"'{MSGPACK_FILE}' msgpack file (tensorstore layout) or Orbax metadata, or a "
@@ -90,9 +105,10 @@ def read_target(checkpoint_dir: str) -> dict[str, LazyArray | np.ndarray]:
     msgpack_path = os.path.join(checkpoint_dir, MSGPACK_FILE)
     if os.path.isfile(msgpack_path) and not _is_orbax_dir(checkpoint_dir):
         return _read_tensorstore_layout(checkpoint_dir, msgpack_path)
-    if not _is_orbax_dir(checkpoint_dir):
-        checkpoint_dir = os.path.join(checkpoint_dir, _ORBAX_ITEM)
-    return _read_orbax_layout(checkpoint_dir)
+    # A CheckpointManager's step dir also holds Orbax metadata (_CHECKPOINT_METADATA), but
+    # the tree is in its state/ item.
+    item_dir = os.path.join(checkpoint_dir, _ORBAX_ITEM)
+    return _read_orbax_layout(item_dir if _is_orbax_dir(item_dir) else checkpoint_dir)
 
 
 def _read_tensorstore_layout(checkpoint_dir: str, msgpack_path: str) -> dict[str, Any]:
@@ -101,7 +117,8 @@ def _read_tensorstore_layout(checkpoint_dir: str, msgpack_path: str) -> dict[str
         try:
             contents = serialization.msgpack_restore(f.read())
         except Exception as e:  # msgpack raises several unrelated types
-            raise ValueError(f"{msgpack_path} is not a T5X msgpack checkpoint: {e}") from None
+            raise checkpointing.DamagedCheckpointError(
+                f"{msgpack_path} cannot be read as a T5X msgpack checkpoint: {e}") from None
     if not isinstance(contents, dict) or "optimizer" not in contents:
         found = sorted(contents) if isinstance(contents, dict) else type(contents).__name__
         raise ValueError(f"{msgpack_path} has no 'optimizer' entry; not a T5X checkpoint "
@@ -111,7 +128,7 @@ def _read_tensorstore_layout(checkpoint_dir: str, msgpack_path: str) -> dict[str
         raise ValueError(f"{msgpack_path} has no optimizer/target parameter tree.")
     old_uint16_bfloat16 = int(contents.get("version", 3)) < 3
     flat = {}
-    for name, leaf in _flatten(target).items():
+    for name, leaf in checkpointing.flatten(target, is_leaf=_is_ts_spec).items():
         if _is_ts_spec(leaf):
             flat[name] = _tensorstore_reader(checkpoint_dir, leaf, name, old_uint16_bfloat16)
         else:
@@ -147,12 +164,15 @@ def _tensorstore_reader(checkpoint_dir: str, spec: Mapping[str, Any], name: str,
         import tensorstore as ts
         array_dir = spec["kvstore"]["path"]
         if not os.path.isdir(array_dir):
-            raise FileNotFoundError(f"T5X checkpoint {checkpoint_dir}: the array of "
-                                    f"target/{name} should be in {array_dir}, which is missing.")
+            raise checkpointing.DamagedCheckpointError(
+                f"T5X checkpoint {checkpoint_dir} cannot be read (the array of target/{name} "
+                f"should be in {array_dir}, which is missing)")
         try:
             array = ts.open(spec, open=True, read=True).result().read().result()
         except Exception as e:  # tensorstore reports bad data as ValueError / its own types
-            raise ValueError(f"Cannot read target/{name} from {array_dir}: {e}") from None
+            raise checkpointing.DamagedCheckpointError(
+                f"T5X checkpoint {checkpoint_dir} cannot be read (target/{name} in "
+                f"{array_dir}: {e})") from None
         return _maybe_bfloat16(array, uint16_is_bfloat16)
 
     return read
@@ -169,54 +189,11 @@ def _json_ready(value: Any) -> Any:
     return value
 
 
-def _read_orbax_layout(checkpoint_dir: str) -> dict[str, Any]:
-    import orbax.checkpoint as ocp
-    checkpointer = ocp.PyTreeCheckpointer()
-    try:
-        metadata = checkpointer.metadata(checkpoint_dir)
-    except Exception as e:  # Orbax raises several types for unreadable directories
-        raise ValueError(f"{checkpoint_dir} is not a readable Orbax checkpoint: {e}") from None
-    tree = getattr(metadata, "item_metadata", metadata)
-    tree = getattr(tree, "tree", tree)
-    root = tree.get("optimizer", tree) if isinstance(tree, Mapping) else None
-    if not isinstance(root, Mapping) or "target" not in root:
-        raise ValueError(f"{checkpoint_dir}: the Orbax checkpoint has no 'target' (or "
-                         "'optimizer/target') parameter tree; not a T5X checkpoint.")
-    prefix = ("optimizer",) if "optimizer" in tree else ()
+def _read_orbax_layout(item_dir: str) -> dict[str, Any]:
     # Restore target/ only, as numpy; optimizer state stays on disk.
-    target_meta = root["target"]
-    item = _nest(prefix + ("target",), target_meta)
-    restore_args = _nest(prefix + ("target",), _map_leaves(
-        target_meta, lambda _: ocp.RestoreArgs(restore_type=np.ndarray)))
-    restored = checkpointer.restore(
-        checkpoint_dir, args=ocp.args.PyTreeRestore(
-            item=item, restore_args=restore_args, partial_restore=True))
-    for key in prefix + ("target",):
-        restored = restored[key]
-    return {name: np.asarray(v) for name, v in _flatten(restored).items()}
-
-
-def _nest(keys: Sequence[str], value: Any) -> Any:
-    for key in reversed(keys):
-        value = {key: value}
-    return value
-
-
-def _map_leaves(tree: Any, fn: Callable[[Any], Any]) -> Any:
-    if isinstance(tree, Mapping):
-        return {k: _map_leaves(v, fn) for k, v in tree.items()}
-    return fn(tree)
-
-
-def _flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    out = {}
-    for key, value in tree.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, Mapping) and not _is_ts_spec(value):
-            out.update(_flatten(value, name + "/"))
-        else:
-            out[name] = value
-    return out
+    target = checkpointing.read_param_tree(item_dir, roots=(("target",),
+                                                            ("optimizer", "target")))
+    return {name: np.asarray(v) for name, v in checkpointing.flatten(target).items()}
 
 
 # ----------------------------------------------------------------------------------------
@@ -308,8 +285,25 @@ def _to_host_arrays(params: dict[str, np.ndarray]) -> dict[str, Any]:
 def read_t5x_params(path: str, gin_files: Sequence[str] = (), scan_axis: int = 1
                     ) -> tuple[dict[str, np.ndarray], t5.T5Config, str]:
     """(flan_jax params {path: float32}, their T5Config, the checkpoint dir) of a T5X ckpt."""
-    checkpoint_dir = resolve_checkpoint_dir(path)
-    params = normalise(read_target(checkpoint_dir), checkpoint_dir, scan_axis)
+    # As flan_jax's own readers: a parent directory gives its newest step that reads.
+    candidates = _candidate_dirs(path)
+    damaged: list[checkpointing.DamagedCheckpointError] = []
+    for checkpoint_dir in candidates:
+        try:
+            params = normalise(read_target(checkpoint_dir), checkpoint_dir, scan_axis)
+        except checkpointing.DamagedCheckpointError as error:
+            logging.warning("%s; trying the previous checkpoint.", error)
+            damaged.append(error)
+            continue
+        break
+    else:
+        if len(damaged) == 1:
+            raise damaged[0]
+        raise checkpointing.DamagedCheckpointError(
+            f"No T5X checkpoint in {path} can be read ({len(damaged)} tried, all damaged: "
+            f"{'; '.join(map(str, damaged))}). Point at a good copy of the checkpoint.")
+    if damaged:
+        logging.warning("Using %s; newer checkpoint(s) could not be read.", checkpoint_dir)
     shapes = {name: a.shape for name, a in params.items()}
     config = (checkpoint_io.config_from_gin(gin_files) if gin_files
               else naming.infer_config(shapes, checkpoint_dir))
@@ -329,8 +323,8 @@ def from_t5x(path: str, out_dir: str, gin_files: Sequence[str] = (),
         raise FileNotFoundError(f"--vocabulary {vocabulary_file} is not a file.")
     with checkpoint_io.atomic_output_dir(out_dir) as tmp:
         params, config, checkpoint_dir = read_t5x_params(path, gin_files, scan_axis)
-        checkpoint_io.write_converted(tmp, out_dir, naming.unflatten(_to_host_arrays(params)),
-                                      config,
+        checkpoint_io.write_converted(tmp, out_dir,
+                                      checkpointing.unflatten(_to_host_arrays(params)), config,
                                       source=f"T5X {checkpoint_dir}",
                                       vocabulary_file=vocabulary_file)
     return config
