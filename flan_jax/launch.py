@@ -6,14 +6,19 @@
     jax.distributed.initialize (on TPU pods --distributed alone auto-detects the rest);
   - gin parsing with the repository root on the search path, so
     `--gin_file=gin_configs/...` works from any working directory;
-  - a check that every %gin.REQUIRED macro was given a value, before any work starts;
+  - a check that every macro bound on the command line is one the gin files declare or read
+    (a typo such as --gin.LERNING_RATE would otherwise be ignored silently) and keeps the type
+    of its default, and that every %gin.REQUIRED macro was given a value, before any work
+    starts;
   - the VOCABULARY_PATH macro, if bound, handed to flan_jax.vocabularies (tasks tokenize
     with that SentencePiece model).
 """
 from __future__ import annotations
 
 import argparse
+import collections.abc
 import dataclasses
+import difflib
 import logging
 import os
 import sys
@@ -91,6 +96,7 @@ def maybe_initialize_distributed(args: LaunchArgs) -> None:
 
 
 def parse_gin(args: LaunchArgs) -> None:
+    """Parses the gin files, then the command-line bindings, checking the bindings' macros."""
     for path in [REPO_ROOT, os.getcwd(), *args.gin_search_paths]:
         gin.add_config_file_search_path(path)
     for path in args.gin_files:
@@ -98,8 +104,124 @@ def parse_gin(args: LaunchArgs) -> None:
             raise FileNotFoundError(
                 f"gin file {path!r} not found (looked relative to the working directory, "
                 f"{REPO_ROOT} and --gin_search_paths).")
-    gin.parse_config_files_and_bindings(args.gin_files, args.gin_bindings, finalize_config=False)
+    # Files first, bindings second (what gin.parse_config_files_and_bindings does in one
+    # call): the macros as the files leave them are the known names and their defaults.
+    with _gin_syntax_errors_as_value_errors():
+        gin.parse_config_files_and_bindings(args.gin_files, None, finalize_config=False)
+        file_macros = _bound_macros()
+        gin.parse_config(args.gin_bindings)
+    check_command_line_macros(file_macros)
     _apply_vocabulary_path()
+
+
+class _gin_syntax_errors_as_value_errors:
+    """gin reports an unparsable value (most often a string without inner quotes) as a
+    SyntaxError; the user gets it as a bad-launch message, with the quoting fix."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, kind, error, traceback):
+        if kind is None or not issubclass(kind, SyntaxError):
+            return False
+        where = ("a command-line binding" if error.filename in (None, "<string>")
+                 else f"{error.filename} line {error.lineno}")
+        raise ValueError(
+            f"gin cannot parse {where}: {(error.text or '').strip()!r} ({error.msg}). Values are "
+            "Python literals: strings need inner quotes on the command line, e.g. "
+            "--gin.MODEL_DIR=\"'/tmp/run'\"; numbers, True/False, None, lists and dicts are "
+            "written as in Python.") from None
+
+
+# Macros read by this module (gin.query_parameter), not by a binding: known to every launch.
+_LAUNCH_MACROS = ("VOCABULARY_PATH",)
+
+
+def _bound_macros() -> dict[str, object]:
+    """Macro name -> its bound value, as gin holds them now."""
+    return {scope: bindings.get("value") for (scope, selector), bindings
+            in gin.config._CONFIG.items() if selector == "gin.macro"}
+
+
+def _referenced_macros() -> set[str]:
+    """Names of the macros some binding reads (%NAME), after all parsing."""
+    return {ref.scoped_selector.rsplit("/", 1)[0]
+            for ref in gin.config.iterate_references(gin.config._CONFIG)
+            if ref.selector == "gin.macro"}
+
+
+def check_command_line_macros(file_macros: dict[str, object]) -> None:
+    """Every macro must be declared by a gin file or read by a binding, and a command-line
+    value must have the kind of the file's default (an int for an int, a string for a string).
+
+    Args:
+      file_macros: name -> value of the macros the gin files bound (before the command line).
+    """
+    bound = _bound_macros()
+    referenced = _referenced_macros()
+    known = set(file_macros) | referenced | set(_LAUNCH_MACROS)
+    unknown = sorted((set(bound) - known) | (referenced - set(bound)))
+    if unknown:
+        choices = sorted(known - set(unknown))
+        hints = []
+        for name in unknown:
+            close = difflib.get_close_matches(name, choices, n=1, cutoff=0.6)
+            hints.append(f"{name} (did you mean {close[0]}?)" if close else name)
+        raise ValueError(
+            f"Unknown gin macro(s): {', '.join(hints)}. No gin file of this launch declares or "
+            "reads them, so the value would be ignored (or a %reference would have no value). "
+            "Check the spelling against the macros a run file declares with their defaults "
+            "(gin_configs/runs/*.gin, and the model file), or declare the macro in your own "
+            "gin file where a binding reads it.")
+    for name, default in file_macros.items():
+        value = bound[name]
+        expected = _kind(default)
+        if expected is None or value is None or value is default:
+            continue
+        if not _has_kind(value, expected):
+            raise ValueError(
+                f"Gin macro {name} = {value!r} is not {expected[0]}, which {name} takes (its "
+                f"default is {default!r}). Give e.g. "
+                f"--gin.{name}={_example(expected[0], default)}.")
+
+
+# (description, accepted Python types) of the defaults whose kind is checked.
+_KINDS = (
+    ("True or False", (bool,)),
+    ("an integer", (int,)),
+    ("a number", (int, float)),
+    ("a string", (str,)),
+    ("a dict", (collections.abc.Mapping,)),
+    ("a list or tuple", (list, tuple)),
+)
+
+
+def _kind(default: object) -> tuple[str, tuple[type, ...]] | None:
+    """The kind a macro's value must have, from its default; None: not checked (None
+    defaults, references such as %gin.REQUIRED or @Config(), other objects)."""
+    if isinstance(default, bool):
+        return _KINDS[0]
+    if isinstance(default, int):
+        return _KINDS[1]
+    if isinstance(default, float):
+        return _KINDS[2]
+    for kind in _KINDS[3:]:
+        if isinstance(default, kind[1]):
+            return kind
+    return None
+
+
+def _has_kind(value: object, kind: tuple[str, tuple[type, ...]]) -> bool:
+    description, types = kind
+    if isinstance(value, bool) and description != "True or False":
+        return False  # True is an int to Python, never a number or a count to a user
+    return isinstance(value, types)
+
+
+def _example(description: str, default: object) -> str:
+    if description == "a string":
+        return f"\"{default!r}\""
+    return repr(default).replace(" ", "")
 
 
 def _apply_vocabulary_path() -> None:
