@@ -57,10 +57,21 @@ class DatasetConfig:
     def __post_init__(self):
         if not isinstance(self.batch_size, int) or self.batch_size < 1:
             raise ValueError(f"batch_size must be a positive integer, got {self.batch_size!r}.")
-        bad = {k: v for k, v in dict(self.task_feature_lengths).items()
-               if not isinstance(v, int) or v < 1}
-        if bad:
-            raise ValueError(f"TASK_FEATURE_LENGTHS values must be positive integers: {bad}.")
+        check_feature_length_values(self.task_feature_lengths)
+
+
+def check_feature_length_values(task_feature_lengths: Any) -> None:
+    """TASK_FEATURE_LENGTHS must map feature names to positive integer lengths."""
+    if not isinstance(task_feature_lengths, Mapping) or not all(
+            isinstance(k, str) for k in task_feature_lengths):
+        raise ValueError(
+            f"TASK_FEATURE_LENGTHS={task_feature_lengths!r} must be a dict of feature name -> "
+            "length in tokens, e.g. --gin.TASK_FEATURE_LENGTHS=\"{'inputs': 512, "
+            "'targets': 128}\".")
+    bad = {k: v for k, v in task_feature_lengths.items()
+           if isinstance(v, bool) or not isinstance(v, int) or v < 1}
+    if bad:
+        raise ValueError(f"TASK_FEATURE_LENGTHS values must be positive integers: {bad}.")
 
 
 def get_mixture_or_task(name: str) -> seqio.Task | seqio.Mixture:

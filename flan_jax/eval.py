@@ -22,7 +22,7 @@ from typing import Mapping, Sequence
 
 import jax
 
-from flan_jax import checkpointing, evaluation, launch, partitioning, summary
+from flan_jax import checkpointing, evaluation, launch, partitioning, paths, summary
 from flan_jax.models import t5
 
 REQUIRED_MACROS = ("CHECKPOINT_PATH", "MIXTURE_OR_TASK_NAME", "TASK_FEATURE_LENGTHS",
@@ -61,7 +61,7 @@ def evaluate(
       excluded_templates: task -> template indices the summary leaves out.
     """
     # ------------------------------------------------------------------ validate the launch
-    output_dir = checkpointing.absolute_path(output_dir)
+    output_dir = paths.output_dir(output_dir, "EVAL_OUTPUT_DIR")
     if not eval_dataset.mixture_or_task_name:
         raise ValueError("MIXTURE_OR_TASK_NAME is not set: name the eval mixture or task.")
     evaluation.eval_tasks(eval_dataset.mixture_or_task_name, eval_dataset.split)
@@ -89,15 +89,15 @@ def evaluate(
 
     # ------------------------------------------------------------------ write the results
     table = summary.summarize(results.per_template, clusters, excluded_templates)
-    paths: tuple[str, ...] = ()
+    written: tuple[str, ...] = ()
     if jax.process_index() == 0:
         evaluation.write_results(results, output_dir)
-        paths = summary.write(table, output_dir)
+        written = summary.write(table, output_dir)
         print(f"flan_jax: evaluated {checkpoint_dir} step {step} on "
               f"{eval_dataset.mixture_or_task_name!r} ({eval_dataset.split})\n\n"
               f"{summary.to_markdown(table)}\nresults: {output_dir}", flush=True)
     return EvalRun(checkpoint=checkpoint_dir, step=step, output_dir=output_dir,
-                   results=results, summary=table, summary_paths=paths)
+                   results=results, summary=table, summary_paths=written)
 
 
 def main(argv: Sequence[str] | None = None) -> EvalRun:

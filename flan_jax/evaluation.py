@@ -80,10 +80,7 @@ class EvalConfig:
                                               or self.num_examples < 1):
             raise ValueError(f"num_examples must be None or a positive integer, got "
                              f"{self.num_examples!r}.")
-        bad = {k: v for k, v in dict(self.task_feature_lengths).items()
-               if not isinstance(v, int) or v < 1}
-        if bad:
-            raise ValueError(f"TASK_FEATURE_LENGTHS values must be positive integers: {bad}.")
+        data.check_feature_length_values(self.task_feature_lengths)
 
     def decoding_config(self) -> decoding.DecodingConfig:
         if self.decoding is not None:

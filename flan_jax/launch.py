@@ -21,6 +21,7 @@ import dataclasses
 import difflib
 import logging
 import os
+import re
 import sys
 from typing import Callable, Sequence, TypeVar
 
@@ -300,6 +301,7 @@ def run_gin_function(fn: Callable[..., T], argv: Sequence[str] | None, descripti
 # Errors that describe a bad launch (names, paths, shapes, sizes, a diverging run): the user
 # gets the message, not a traceback.
 USER_ERRORS = (ValueError, FileNotFoundError, FloatingPointError)
+_GIN_CALL_CONTEXT = re.compile(r"\n\s*In call to configurable '[^']*' \([^\n]*\)")
 
 
 def exit_on_user_error(main: Callable[[], object], program: str) -> None:
@@ -310,6 +312,8 @@ def exit_on_user_error(main: Callable[[], object], program: str) -> None:
     except USER_ERRORS as error:
         if os.environ.get("FLAN_JAX_TRACEBACK"):
             raise
-        print(f"{program}: error: {error}\n(FLAN_JAX_TRACEBACK=1 shows the traceback.)",
+        # gin appends where it called the function ("In call to configurable ..."): noise here.
+        message = _GIN_CALL_CONTEXT.sub("", str(error))
+        print(f"{program}: error: {message}\n(FLAN_JAX_TRACEBACK=1 shows the traceback.)",
               file=sys.stderr)
         sys.exit(2)

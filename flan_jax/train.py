@@ -29,7 +29,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from flan_jax import (checkpointing, data, evaluation, launch, metrics_log, optim,
-                      partitioning, trainer)
+                      partitioning, paths, trainer)
 from flan_jax.models import t5
 
 # Macros a run must set; checked before anything else happens.
@@ -108,7 +108,7 @@ def train(
     the metrics ('eval/<task>/<metric>') join that step's record in metrics.jsonl.
     """
     # ------------------------------------------------------------------ validate the launch
-    model_dir = checkpointing.absolute_path(model_dir)
+    model_dir = paths.output_dir(model_dir, "MODEL_DIR")
     if not isinstance(train_steps, int) or train_steps < 1:
         raise ValueError(f"TRAIN_STEPS must be a positive integer, got {train_steps!r}.")
     if not isinstance(num_microbatches, int) or num_microbatches < 1:
