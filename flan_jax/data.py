@@ -19,11 +19,12 @@ from typing import Any, Iterator, Mapping
 
 import jax
 import numpy as np
-import seqio
-import tensorflow as tf
 
-# TF only feeds data here; keep it off accelerators that JAX owns.
-tf.config.set_visible_devices([], "GPU")
+from flan_jax import console
+
+# TF only feeds data here; console keeps it off the accelerators that JAX owns.
+tf = console.import_tensorflow()
+import seqio  # noqa: E402  (after TensorFlow has loaded quietly)
 
 Batch = dict[str, np.ndarray]
 

@@ -17,6 +17,9 @@ jitted), run it, write the results. It writes, under EVAL_OUTPUT_DIR:
 """
 from __future__ import annotations
 
+# First, before jax or seqio load: TensorFlow's start-up banners dropped (flan_jax/console.py).
+from flan_jax import console  # noqa: F401, I001
+
 import dataclasses
 from typing import Mapping, Sequence
 

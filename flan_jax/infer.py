@@ -19,6 +19,9 @@ and shardings (as training does), restore the params, compile generate once for 
 """
 from __future__ import annotations
 
+# First, before jax or seqio load: TensorFlow's start-up banners dropped (flan_jax/console.py).
+from flan_jax import console  # noqa: F401, I001
+
 import dataclasses
 import functools
 import json

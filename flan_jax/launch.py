@@ -28,7 +28,7 @@ from typing import Callable, Sequence, TypeVar
 import gin
 import jax
 
-from flan_jax import vocabularies
+from flan_jax import console, vocabularies
 
 T = TypeVar("T")
 
@@ -71,6 +71,9 @@ def parse_args(argv: Sequence[str], description: str) -> LaunchArgs:
     parser.add_argument("--coordinator_address", default=None, help="host:port of process 0")
     parser.add_argument("--num_processes", type=int, default=None)
     parser.add_argument("--process_id", type=int, default=None)
+    parser.add_argument("--verbose", action="store_true",
+                        help="show every log line, TensorFlow's start-up banners and the "
+                             "expected seqio / Orbax warnings included (as FLAN_JAX_VERBOSE=1)")
     ns = parser.parse_args(_rewrite_gin_dot_flags(argv))
     if not ns.gin_file:
         parser.error("at least one --gin_file is required, e.g. "
@@ -270,6 +273,10 @@ _EXPECTED_SEQIO_WARNINGS = (
     "will be removed during packing",  # *_pretokenized strings are not model inputs
     # Evaluation pads to fixed lengths on purpose: generate/score then compile once.
     "sequence lengths are longer than necessary for some evaluation",
+    # Orbax, when eval / infer open a checkpoint read-only and restore its params item alone.
+    "was found in the checkpoint, but could not be restored",
+    "CheckpointManagerOptions.read_only=True, setting save_interval_steps=0",
+    "Given directory is read only=",
 )
 
 
@@ -280,7 +287,9 @@ class _DropExpectedSeqioWarnings(logging.Filter):
 
 
 def quiet_expected_warnings() -> None:
-    logging.getLogger("absl").addFilter(_DropExpectedSeqioWarnings())
+    """Drops the expected warnings above, unless FLAN_JAX_VERBOSE=1 or --verbose."""
+    if not console.verbose():
+        logging.getLogger("absl").addFilter(_DropExpectedSeqioWarnings())
 
 
 def run_gin_function(fn: Callable[..., T], argv: Sequence[str] | None, description: str,

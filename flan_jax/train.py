@@ -14,6 +14,9 @@ compile the step, run the loop, finish. Every argument is bound by the gin run f
 """
 from __future__ import annotations
 
+# First, before jax or seqio load: TensorFlow's start-up banners dropped (flan_jax/console.py).
+from flan_jax import console  # noqa: F401, I001
+
 import dataclasses
 import functools
 import logging

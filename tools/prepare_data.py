@@ -21,6 +21,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import difflib  # noqa: E402
 
+from flan_jax import console  # noqa: E402,F401  (first: TensorFlow loads without banners)
 import tensorflow_datasets as tfds  # noqa: E402
 
 from flan_jax import paths  # noqa: E402

@@ -17,6 +17,7 @@ import sys
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from flan_jax import console  # noqa: E402,F401  (first: TensorFlow loads without banners)
 import seqio  # noqa: E402
 
 import tasks  # noqa: E402,F401  (registers every task and mixture)

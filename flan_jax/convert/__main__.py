@@ -18,6 +18,7 @@ import os
 import sys
 from typing import Sequence
 
+from flan_jax import console  # noqa: F401, I001  (first: TensorFlow loads without banners)
 from flan_jax import paths
 from flan_jax.convert import naming
 
