@@ -53,6 +53,7 @@ def evaluate(
     partitioning_config: partitioning.PartitioningConfig = partitioning.PartitioningConfig(),
     clusters: Mapping[str, Sequence[str]] | None = None,
     excluded_templates: Mapping[str, Sequence[int]] | None = None,
+    held_out_clusters: Sequence[str] | None = None,
 ) -> EvalRun:
     """Restores the params of `checkpoint_path` and evaluates them on `eval_dataset`.
 
@@ -62,9 +63,12 @@ def evaluate(
       output_dir: where results go (see the module docstring).
       clusters: cluster -> task names, for the summary (tasks in none: cluster "other").
       excluded_templates: task -> template indices the summary leaves out.
+      held_out_clusters: clusters the checkpoint was not trained on; the summary marks each
+        row "seen" or "held out" (None: no such column).
     """
     # ------------------------------------------------------------------ validate the launch
     output_dir = paths.output_dir(output_dir, "EVAL_OUTPUT_DIR")
+    summary.check_held_out(held_out_clusters, clusters)
     if not eval_dataset.mixture_or_task_name:
         raise ValueError("MIXTURE_OR_TASK_NAME is not set: name the eval mixture or task.")
     evaluation.eval_tasks(eval_dataset.mixture_or_task_name, eval_dataset.split)
@@ -91,7 +95,8 @@ def evaluate(
         evaluator.close()
 
     # ------------------------------------------------------------------ write the results
-    table = summary.summarize(results.per_template, clusters, excluded_templates)
+    table = summary.summarize(results.per_template, clusters, excluded_templates,
+                              held_out=held_out_clusters)
     written: tuple[str, ...] = ()
     if jax.process_index() == 0:
         evaluation.write_results(results, output_dir)

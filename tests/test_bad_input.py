@@ -458,3 +458,18 @@ def test_entry_points_exit_with_code_2_and_no_traceback(tmp_path):
         assert expected in result.stderr and "Traceback" not in result.stderr
     assert model_dir.read_text() == "x"
     assert sorted(os.listdir(tmp_path)) == ["prompts.txt", "run"]
+
+
+@pytest.mark.parametrize("value, expected", [
+    ("['entailmnt']", "HELDOUT_CLUSTERS names ['entailmnt'], which EVAL_CLUSTERS does not "
+                      "define; its clusters are ['arithmetic', 'entailment',"),
+    ("'entailment'", "HELDOUT_CLUSTERS = 'entailment' is not a list or tuple"),
+])
+def test_eval_held_out_clusters_that_eval_clusters_lack(tmp_path, capsys, clean_gin, value,
+                                                        expected):
+    from flan_jax import eval as eval_entry
+    err = _bad_launch(eval_entry, [*EVAL, f"--gin.CHECKPOINT_PATH='{tmp_path}'",
+                                   f"--gin.EVAL_OUTPUT_DIR='{tmp_path / 'eval'}'",
+                                   f"--gin.HELDOUT_CLUSTERS={value}"], capsys)
+    assert expected in err
+    _assert_nothing_written(tmp_path / "eval")
