@@ -67,14 +67,12 @@ def evaluate(
         row "seen" or "held out" (None: no such column).
     """
     # ------------------------------------------------------------------ validate the launch
+    # EvalConfig validated its mixture, split and lengths when gin built it; the Evaluator
+    # checks the batch size against the mesh and the vocabulary against the model.
     output_dir = paths.output_dir(output_dir, "EVAL_OUTPUT_DIR")
     summary.check_held_out(held_out_clusters, clusters)
-    if not eval_dataset.mixture_or_task_name:
-        raise ValueError("MIXTURE_OR_TASK_NAME is not set: name the eval mixture or task.")
-    evaluation.eval_tasks(eval_dataset.mixture_or_task_name, eval_dataset.split)
     checkpointing.resolve_initial_checkpoint(checkpoint_path, macro="CHECKPOINT_PATH")
     mesh = partitioning.create_mesh(partitioning_config.num_partitions)
-    partitioning.check_batch_size(eval_dataset.batch_size, mesh)
 
     # ------------------------------------------------------------------ shapes and shardings
     model = t5.Transformer(model_config)

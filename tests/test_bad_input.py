@@ -32,11 +32,14 @@ def _assert_nothing_written(model_dir):
     assert not os.path.exists(model_dir), os.listdir(model_dir)
 
 
+# The data configs validate themselves (DatasetConfig.__post_init__): gin builds them before
+# train() runs, so a bad name or length stops the launch before anything is written.
 def test_unknown_mixture_lists_the_closest_names(tmp_path):
     kwargs = tiny.train_kwargs(tmp_path / "run")
-    kwargs["train_dataset"] = data.DatasetConfig("flan_jax_test_revrse", tiny.FEATURE_LENGTHS)
     with pytest.raises(ValueError, match=r"Unknown mixture or task 'flan_jax_test_revrse'.*"
                                          r"Closest registered names: flan_jax_test_reverse"):
+        kwargs["train_dataset"] = data.DatasetConfig("flan_jax_test_revrse",
+                                                     tiny.FEATURE_LENGTHS)
         train.train(**kwargs)
     _assert_nothing_written(tmp_path / "run")
 
@@ -55,9 +58,9 @@ def test_num_partitions_must_divide_devices(tmp_path):
 
 def test_feature_length_key_the_task_lacks(tmp_path):
     kwargs = tiny.train_kwargs(tmp_path / "run")
-    kwargs["train_dataset"] = data.DatasetConfig(
-        tiny.TEST_TASK, {"inputs": 32, "targets": 32, "answers": 8})
     with pytest.raises(ValueError, match=r"TASK_FEATURE_LENGTHS has \['answers'\]"):
+        kwargs["train_dataset"] = data.DatasetConfig(
+            tiny.TEST_TASK, {"inputs": 32, "targets": 32, "answers": 8})
         train.train(**kwargs)
     _assert_nothing_written(tmp_path / "run")
 
@@ -473,3 +476,25 @@ def test_eval_held_out_clusters_that_eval_clusters_lack(tmp_path, capsys, clean_
                                    f"--gin.HELDOUT_CLUSTERS={value}"], capsys)
     assert expected in err
     _assert_nothing_written(tmp_path / "eval")
+
+
+# ---------------------------------------------------------------------- validated once, by the owner
+
+def test_data_configs_validate_themselves_once(monkeypatch, tmp_path):
+    """DatasetConfig / EvalConfig check names, splits and lengths when built; train() and the
+    BatchIterator trust a built config and do not look the checks up again."""
+    from flan_jax import evaluation
+    with pytest.raises(ValueError, match="RANDOM_SEED is None"):
+        data.DatasetConfig(tiny.TEST_TASK, tiny.FEATURE_LENGTHS, seed=None)
+    with pytest.raises(ValueError, match="MIXTURE_OR_TASK_NAME=5 is not a task or mixture"):
+        data.DatasetConfig(5, tiny.FEATURE_LENGTHS)
+    with pytest.raises(ValueError, match="TASK_FEATURE_LENGTHS lacks \\['targets'\\]"):
+        evaluation.EvalConfig("mini_flan_heldout_entailment_scoring_eval", {"inputs": 64})
+    config = data.DatasetConfig(tiny.TEST_TASK, tiny.FEATURE_LENGTHS)
+    calls = []
+    for name in ("check_feature_lengths", "get_mixture_or_task"):
+        monkeypatch.setattr(data, name, lambda *a, _n=name, **k: calls.append(_n))
+    monkeypatch.setattr(evaluation, "eval_tasks", lambda *a, **k: calls.append("eval_tasks"))
+    batches = data.BatchIterator(config)
+    assert set(next(batches)) >= {"encoder_input_tokens", "decoder_target_tokens"}
+    assert calls == []
