@@ -44,6 +44,7 @@ class LaunchArgs:
     coordinator_address: str | None
     num_processes: int | None
     process_id: int | None
+    verbose: bool = False
 
 
 def _rewrite_gin_dot_flags(argv: Sequence[str]) -> list[str]:
@@ -83,7 +84,7 @@ def parse_args(argv: Sequence[str], description: str) -> LaunchArgs:
         gin_search_paths=[p for p in ns.gin_search_paths.split(",") if p],
         distributed=ns.distributed or ns.coordinator_address is not None,
         coordinator_address=ns.coordinator_address, num_processes=ns.num_processes,
-        process_id=ns.process_id)
+        process_id=ns.process_id, verbose=ns.verbose or console.verbose())
 
 
 def maybe_initialize_distributed(args: LaunchArgs) -> None:
@@ -189,7 +190,8 @@ def check_command_line_macros(file_macros: dict[str, object]) -> None:
                 f"--gin.{name}={_example(expected[0], default)}.")
 
 
-# (description, accepted Python types) of the defaults whose kind is checked.
+# (description, accepted Python types) of the defaults whose kind is checked; a default takes
+# the first kind it is an instance of (bool before int: True is an int to Python).
 _KINDS = (
     ("True or False", (bool,)),
     ("an integer", (int,)),
@@ -203,16 +205,7 @@ _KINDS = (
 def _kind(default: object) -> tuple[str, tuple[type, ...]] | None:
     """The kind a macro's value must have, from its default; None: not checked (None
     defaults, references such as %gin.REQUIRED or @Config(), other objects)."""
-    if isinstance(default, bool):
-        return _KINDS[0]
-    if isinstance(default, int):
-        return _KINDS[1]
-    if isinstance(default, float):
-        return _KINDS[2]
-    for kind in _KINDS[3:]:
-        if isinstance(default, kind[1]):
-            return kind
-    return None
+    return next((kind for kind in _KINDS if isinstance(default, kind[1])), None)
 
 
 def _has_kind(value: object, kind: tuple[str, tuple[type, ...]]) -> bool:
@@ -286,9 +279,9 @@ class _DropExpectedSeqioWarnings(logging.Filter):
         return not any(text in message for text in _EXPECTED_SEQIO_WARNINGS)
 
 
-def quiet_expected_warnings() -> None:
-    """Drops the expected warnings above, unless FLAN_JAX_VERBOSE=1 or --verbose."""
-    if not console.verbose():
+def quiet_expected_warnings(verbose: bool = False) -> None:
+    """Drops the expected warnings above, unless `verbose` (--verbose, FLAN_JAX_VERBOSE=1)."""
+    if not verbose:
         logging.getLogger("absl").addFilter(_DropExpectedSeqioWarnings())
 
 
@@ -300,7 +293,7 @@ def run_gin_function(fn: Callable[..., T], argv: Sequence[str] | None, descripti
     leaves the module attribute undecorated, hence gin.get_configurable.
     """
     args = parse_args(sys.argv[1:] if argv is None else argv, description=description)
-    quiet_expected_warnings()
+    quiet_expected_warnings(args.verbose)
     maybe_initialize_distributed(args)
     parse_gin(args)
     check_required_macros(required_macros)

@@ -75,3 +75,17 @@ def test_launch_is_quiet_and_verbose_brings_the_banners_back(tmp_path):
         assert loud.returncode == 2
         assert "absl::InitializeLog" in loud.stderr, loud.stderr[-3000:]
         assert "oneDNN custom operations are on" in loud.stderr
+
+
+def test_expected_orbax_and_seqio_warnings_are_dropped_unless_verbose():
+    import logging
+    assert launch.parse_args(["--gin_file=a.gin", "--verbose"], "test").verbose
+    assert not launch.parse_args(["--gin_file=a.gin"], "test").verbose or console.verbose()
+    drop = launch._DropExpectedSeqioWarnings()
+
+    def record(message):
+        return logging.LogRecord("absl", logging.WARNING, __file__, 1, message, None, None)
+
+    assert not drop.filter(record('Item "data" was found in the checkpoint, but could not be '
+                                  'restored. Please provide a `CheckpointHandlerRegistry`.'))
+    assert drop.filter(record("The data configuration changed since the checkpoint"))
