@@ -20,8 +20,9 @@ $(VENV)/.installed: setup.py
 	$(PY) -m pip install -q --no-deps "t5==$(T5_VERSION)"
 	touch $@
 
-# Instruction-tune on mini-FLAN with the entailment cluster held out, then evaluate zero-shot
-# on that cluster (rank classification) and print the per-cluster table.
+# Instruction-tune on mini-FLAN with the entailment cluster held out, then evaluate every
+# cluster (rank classification for classification tasks) and print one per-cluster table,
+# each row marked seen (trained on) or held out.
 run: install
 	$(PY) -m flan_jax.train \
 	  --gin_file=gin_configs/local/mini_cpu.gin \

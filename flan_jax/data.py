@@ -19,11 +19,12 @@ from typing import Any, Iterator, Mapping
 
 import jax
 import numpy as np
-import seqio
-import tensorflow as tf
 
-# TF only feeds data here; keep it off accelerators that JAX owns.
-tf.config.set_visible_devices([], "GPU")
+from flan_jax import console
+
+# TF only feeds data here; console keeps it off the accelerators that JAX owns.
+tf = console.import_tensorflow()
+import seqio  # noqa: E402  (after TensorFlow has loaded quietly)
 
 Batch = dict[str, np.ndarray]
 
@@ -43,6 +44,9 @@ class DatasetConfig:
         position meaningless, so training requires a seed.
       use_cached: read seqio's offline cache (USE_CACHED_TASKS).
       pack: pack several examples per row (segment ids and positions keep them apart).
+
+    Validated once, here: a DatasetConfig that exists names a registered task or mixture
+    whose features TASK_FEATURE_LENGTHS gives exactly, with a usable batch size and seed.
     """
 
     mixture_or_task_name: str
@@ -55,16 +59,37 @@ class DatasetConfig:
     pack: bool = True
 
     def __post_init__(self):
-        if not isinstance(self.batch_size, int) or self.batch_size < 1:
-            raise ValueError(f"batch_size must be a positive integer, got {self.batch_size!r}.")
-        bad = {k: v for k, v in dict(self.task_feature_lengths).items()
-               if not isinstance(v, int) or v < 1}
-        if bad:
-            raise ValueError(f"TASK_FEATURE_LENGTHS values must be positive integers: {bad}.")
+        if isinstance(self.batch_size, bool) or not isinstance(self.batch_size, int) \
+                or self.batch_size < 1:
+            raise ValueError(f"BATCH_SIZE must be a positive integer, got {self.batch_size!r}.")
+        if self.seed is None and self.shuffle:
+            raise ValueError("RANDOM_SEED is None: training shuffles its data and needs a seed "
+                             "so that the data order (and resumption) is reproducible.")
+        check_feature_length_values(self.task_feature_lengths)
+        check_feature_lengths(get_mixture_or_task(self.mixture_or_task_name),
+                              self.task_feature_lengths)
+
+
+def check_feature_length_values(task_feature_lengths: Any) -> None:
+    """TASK_FEATURE_LENGTHS must map feature names to positive integer lengths."""
+    if not isinstance(task_feature_lengths, Mapping) or not all(
+            isinstance(k, str) for k in task_feature_lengths):
+        raise ValueError(
+            f"TASK_FEATURE_LENGTHS={task_feature_lengths!r} must be a dict of feature name -> "
+            "length in tokens, e.g. --gin.TASK_FEATURE_LENGTHS=\"{'inputs': 512, "
+            "'targets': 128}\".")
+    bad = {k: v for k, v in task_feature_lengths.items()
+           if isinstance(v, bool) or not isinstance(v, int) or v < 1}
+    if bad:
+        raise ValueError(f"TASK_FEATURE_LENGTHS values must be positive integers: {bad}.")
 
 
 def get_mixture_or_task(name: str) -> seqio.Task | seqio.Mixture:
     """Looks a name up in seqio's registries; unknown names list the closest registered ones."""
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"MIXTURE_OR_TASK_NAME={name!r} is not a task or mixture name: give a "
+                         "registered name as a string, e.g. "
+                         "--gin.MIXTURE_OR_TASK_NAME=\"'mini_flan_heldout_entailment_train'\".")
     try:
         return seqio.get_mixture_or_task(name)
     except ValueError:
@@ -101,17 +126,25 @@ def vocab_size(provider: seqio.Task | seqio.Mixture) -> int:
     return max(f.vocabulary.vocab_size for f in provider.output_features.values())
 
 
+def check_vocabulary_fits(mixture_or_task_name: str, model_vocab_size: int) -> None:
+    """The model's embedding must have a row for every id the data can hold."""
+    provider = seqio.get_mixture_or_task(mixture_or_task_name)
+    if vocab_size(provider) > model_vocab_size:
+        raise ValueError(
+            f"{provider.name!r} uses a vocabulary of {vocab_size(provider)} ids but the "
+            f"model's vocab_size is {model_vocab_size}; raise T5Config.vocab_size (a "
+            "multiple of 128 keeps the 'vocab' axis shardable).")
+
+
 class BatchIterator:
     """This process's packed batches, as numpy dicts, with a checkpointable position.
 
     Each batch maps feature name -> [batch_size // process_count, length] int32 array.
+    The config has validated itself (DatasetConfig.__post_init__).
     """
 
     def __init__(self, config: DatasetConfig, start_batch: int = 0,
                  process_index: int | None = None, process_count: int | None = None):
-        if config.seed is None and config.shuffle:
-            raise ValueError("DatasetConfig.seed is None: training needs a seed so that the "
-                             "data order (and resumption) is reproducible.")
         self.config = config
         self.process_index = jax.process_index() if process_index is None else process_index
         self.process_count = jax.process_count() if process_count is None else process_count
@@ -120,9 +153,8 @@ class BatchIterator:
                              f"{self.process_count} processes.")
         self.local_batch_size = config.batch_size // self.process_count
         self.batches_consumed = start_batch
-        provider = get_mixture_or_task(config.mixture_or_task_name)
-        check_feature_lengths(provider, config.task_feature_lengths)
-        self._iterator = self._build(provider, start_batch)
+        self._iterator = self._build(seqio.get_mixture_or_task(config.mixture_or_task_name),
+                                     start_batch)
 
     def _build(self, provider, start_batch: int) -> Iterator[Batch]:
         c = self.config

@@ -17,12 +17,15 @@ jitted), run it, write the results. It writes, under EVAL_OUTPUT_DIR:
 """
 from __future__ import annotations
 
+# First, before jax or seqio load: TensorFlow's start-up banners dropped (flan_jax/console.py).
+from flan_jax import console  # noqa: F401, I001
+
 import dataclasses
 from typing import Mapping, Sequence
 
 import jax
 
-from flan_jax import checkpointing, evaluation, launch, partitioning, summary
+from flan_jax import checkpointing, evaluation, launch, partitioning, paths, summary
 from flan_jax.models import t5
 
 REQUIRED_MACROS = ("CHECKPOINT_PATH", "MIXTURE_OR_TASK_NAME", "TASK_FEATURE_LENGTHS",
@@ -50,6 +53,7 @@ def evaluate(
     partitioning_config: partitioning.PartitioningConfig = partitioning.PartitioningConfig(),
     clusters: Mapping[str, Sequence[str]] | None = None,
     excluded_templates: Mapping[str, Sequence[int]] | None = None,
+    held_out_clusters: Sequence[str] | None = None,
 ) -> EvalRun:
     """Restores the params of `checkpoint_path` and evaluates them on `eval_dataset`.
 
@@ -59,15 +63,16 @@ def evaluate(
       output_dir: where results go (see the module docstring).
       clusters: cluster -> task names, for the summary (tasks in none: cluster "other").
       excluded_templates: task -> template indices the summary leaves out.
+      held_out_clusters: clusters the checkpoint was not trained on; the summary marks each
+        row "seen" or "held out" (None: no such column).
     """
     # ------------------------------------------------------------------ validate the launch
-    output_dir = checkpointing.absolute_path(output_dir)
-    if not eval_dataset.mixture_or_task_name:
-        raise ValueError("MIXTURE_OR_TASK_NAME is not set: name the eval mixture or task.")
-    evaluation.eval_tasks(eval_dataset.mixture_or_task_name, eval_dataset.split)
+    # EvalConfig validated its mixture, split and lengths when gin built it; the Evaluator
+    # checks the batch size against the mesh and the vocabulary against the model.
+    output_dir = paths.output_dir(output_dir, "EVAL_OUTPUT_DIR")
+    summary.check_held_out(held_out_clusters, clusters)
     checkpointing.resolve_initial_checkpoint(checkpoint_path, macro="CHECKPOINT_PATH")
     mesh = partitioning.create_mesh(partitioning_config.num_partitions)
-    partitioning.check_batch_size(eval_dataset.batch_size, mesh)
 
     # ------------------------------------------------------------------ shapes and shardings
     model = t5.Transformer(model_config)
@@ -88,16 +93,17 @@ def evaluate(
         evaluator.close()
 
     # ------------------------------------------------------------------ write the results
-    table = summary.summarize(results.per_template, clusters, excluded_templates)
-    paths: tuple[str, ...] = ()
+    table = summary.summarize(results.per_template, clusters, excluded_templates,
+                              held_out=held_out_clusters)
+    written: tuple[str, ...] = ()
     if jax.process_index() == 0:
         evaluation.write_results(results, output_dir)
-        paths = summary.write(table, output_dir)
+        written = summary.write(table, output_dir)
         print(f"flan_jax: evaluated {checkpoint_dir} step {step} on "
               f"{eval_dataset.mixture_or_task_name!r} ({eval_dataset.split})\n\n"
               f"{summary.to_markdown(table)}\nresults: {output_dir}", flush=True)
     return EvalRun(checkpoint=checkpoint_dir, step=step, output_dir=output_dir,
-                   results=results, summary=table, summary_paths=paths)
+                   results=results, summary=table, summary_paths=written)
 
 
 def main(argv: Sequence[str] | None = None) -> EvalRun:

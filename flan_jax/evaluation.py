@@ -61,6 +61,9 @@ class EvalConfig:
       num_examples: evaluate only the first N examples of each task (None: all).
       decoding: how predict_fn generates; None: greedy up to the targets length.
       seed: PRNG seed of decoding.method == "sample".
+
+    Validated once, here: a named mixture is registered, has tasks with `split` and metrics
+    (eval_tasks), and TASK_FEATURE_LENGTHS gives exactly its features.
     """
 
     mixture_or_task_name: str | None
@@ -73,17 +76,19 @@ class EvalConfig:
     seed: int = 0
 
     def __post_init__(self):
-        if not isinstance(self.batch_size, int) or self.batch_size < 1:
+        if isinstance(self.batch_size, bool) or not isinstance(self.batch_size, int) \
+                or self.batch_size < 1:
             raise ValueError(f"eval batch_size must be a positive integer, got "
                              f"{self.batch_size!r}.")
         if self.num_examples is not None and (not isinstance(self.num_examples, int)
                                               or self.num_examples < 1):
             raise ValueError(f"num_examples must be None or a positive integer, got "
                              f"{self.num_examples!r}.")
-        bad = {k: v for k, v in dict(self.task_feature_lengths).items()
-               if not isinstance(v, int) or v < 1}
-        if bad:
-            raise ValueError(f"TASK_FEATURE_LENGTHS values must be positive integers: {bad}.")
+        data.check_feature_length_values(self.task_feature_lengths)
+        if self.mixture_or_task_name is not None:
+            eval_tasks(self.mixture_or_task_name, self.split)
+            data.check_feature_lengths(data.get_mixture_or_task(self.mixture_or_task_name),
+                                       self.task_feature_lengths)
 
     def decoding_config(self) -> decoding.DecodingConfig:
         if self.decoding is not None:
@@ -136,7 +141,8 @@ class Evaluator:
     """Evaluates params on a mixture: built once (data cached, steps jitted), run many times.
 
     Args:
-      config: the eval data and decoding settings (mixture_or_task_name must be set).
+      config: the eval data and decoding settings (mixture_or_task_name must be set; the
+        config has validated the rest itself).
       model: the T5 Transformer whose params will be passed to `evaluate`.
       mesh, rules: the mesh and logical-axis rules the params are laid out with.
       param_shardings: pytree of NamedSharding of the params (as in training).
@@ -151,17 +157,12 @@ class Evaluator:
             raise ValueError("EvalConfig.mixture_or_task_name is not set: name a registered "
                              "eval mixture or task (--gin.MIXTURE_OR_TASK_NAME=...).")
         partitioning.check_batch_size(config.batch_size, mesh)
-        tasks = eval_tasks(config.mixture_or_task_name, config.split)
-        provider = data.get_mixture_or_task(config.mixture_or_task_name)
-        data.check_feature_lengths(provider, config.task_feature_lengths)
-        if data.vocab_size(provider) > model.config.vocab_size:
-            raise ValueError(f"{provider.name!r} uses a vocabulary of "
-                             f"{data.vocab_size(provider)} ids but the model's vocab_size is "
-                             f"{model.config.vocab_size}.")
+        data.check_vocabulary_fits(config.mixture_or_task_name, model.config.vocab_size)
+        provider = seqio.get_mixture_or_task(config.mixture_or_task_name)
         self.config = config
         self.mesh, self.rules = mesh, rules
         self._decoding = config.decoding_config()
-        self._eos_id = tasks[0].output_features["targets"].vocabulary.eos_id
+        self._eos_id = provider.output_features["targets"].vocabulary.eos_id
         loggers = ((seqio.TensorBoardLogger, seqio.JSONLogger)
                    if log_dir and jax.process_index() == 0 else ())
         self._seqio = seqio.Evaluator(

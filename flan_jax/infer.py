@@ -19,9 +19,13 @@ and shardings (as training does), restore the params, compile generate once for 
 """
 from __future__ import annotations
 
+# First, before jax or seqio load: TensorFlow's start-up banners dropped (flan_jax/console.py).
+from flan_jax import console  # noqa: F401, I001
+
 import dataclasses
 import functools
 import json
+import os
 import sys
 from typing import Any, Iterator, Sequence
 
@@ -30,7 +34,7 @@ import jax
 import numpy as np
 import seqio
 
-from flan_jax import checkpointing, launch, partitioning, vocabularies
+from flan_jax import checkpointing, launch, partitioning, paths, vocabularies
 from flan_jax.models import decoding, t5
 
 REQUIRED_MACROS = ("CHECKPOINT_PATH", "INPUT_FILE", "OUTPUT_FILE")
@@ -62,12 +66,20 @@ def read_prompts(input_file: str) -> list[Prompt]:
     if input_file == "-":
         text, name = sys.stdin.read(), "stdin"
     else:
-        try:
-            with open(input_file, encoding="utf-8") as f:
-                text = f.read()
-        except FileNotFoundError:
-            raise FileNotFoundError(f"INPUT_FILE={input_file!r} does not exist.") from None
         name = repr(input_file)
+        with open(paths.input_file(input_file, "INPUT_FILE"), "rb") as f:
+            raw = f.read()
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as error:
+            raise ValueError(
+                f"INPUT_FILE {name} is not UTF-8 text (byte {error.start} is "
+                f"{raw[error.start:error.start + 1]!r}): give a text file with one prompt per "
+                "line, or JSONL records with an \"inputs\" field.") from None
+    if "\x00" in text:
+        raise ValueError(f"INPUT_FILE {name} holds NUL bytes, so it is a binary file, not "
+                         "prompts: give a text file with one prompt per line, or JSONL records "
+                         "with an \"inputs\" field.")
     lines = [(i, line) for i, line in enumerate(text.splitlines(), start=1) if line.strip()]
     if not lines:
         raise ValueError(f"INPUT_FILE {name} holds no prompts: give one prompt per line, or "
@@ -88,10 +100,11 @@ def _jsonl_prompt(line: str, number: int, name: str) -> Prompt:
     try:
         record = json.loads(line)
     except json.JSONDecodeError as error:
-        raise ValueError(f"{name} line {number} is not valid JSON: {error}.") from None
+        raise ValueError(f"INPUT_FILE {name} line {number} is not valid JSON: {error}.") \
+            from None
     if not isinstance(record, dict) or not isinstance(record.get("inputs"), str):
-        raise ValueError(f"{name} line {number}: a JSONL record needs a string \"inputs\" "
-                         "field.")
+        raise ValueError(f"INPUT_FILE {name} line {number}: a JSONL record needs a string "
+                         "\"inputs\" field.")
     extra = {k: v for k, v in record.items() if k != "inputs"}
     return Prompt(inputs=record["inputs"], line=number, extra=extra)
 
@@ -103,6 +116,12 @@ def make_vocabulary(vocabulary: str | None) -> seqio.Vocabulary:
         return seqio.ByteVocabulary()
     if vocabulary is None:
         return vocabularies.ConfiguredVocabulary()
+    if not isinstance(vocabulary, str) or not (paths.is_remote(vocabulary)
+                                               or os.path.isfile(vocabulary)):
+        raise FileNotFoundError(
+            f"VOCABULARY={vocabulary!r} is neither 'byte', None nor an existing SentencePiece "
+            "model file. Give 'byte' for mini-FLAN checkpoints, None for VOCABULARY_PATH's "
+            "model (T5's by default), or the path of the checkpoint's spiece.model.")
     return seqio.SentencePieceVocabulary(vocabulary)
 
 
@@ -168,13 +187,21 @@ def infer(
       seed: the PRNG seed of DECODING_METHOD = 'sample'.
     """
     # ------------------------------------------------------------------ validate the launch
-    if input_length < 2:
-        raise ValueError(f"INPUT_LENGTH={input_length} leaves no room for a prompt and EOS.")
+    if not isinstance(input_length, int) or input_length < 2:
+        raise ValueError(f"INPUT_LENGTH={input_length!r} leaves no room for a prompt and EOS: "
+                         "give an integer >= 2 (tokens, EOS included).")
+    if not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"BATCH_SIZE={batch_size!r} must be a positive integer.")
     prompts = read_prompts(input_file)
+    output_file = paths.output_file(output_file, "OUTPUT_FILE")
+    if "-" not in (input_file, output_file) and os.path.exists(output_file) \
+            and os.path.samefile(input_file, output_file):
+        raise ValueError(f"OUTPUT_FILE={output_file!r} is INPUT_FILE: writing the predictions "
+                         "would overwrite the prompts. Choose another OUTPUT_FILE.")
+    vocab = make_vocabulary(vocabulary)
     checkpointing.resolve_initial_checkpoint(checkpoint_path, macro="CHECKPOINT_PATH")
     mesh = partitioning.create_mesh(partitioning_config.num_partitions)
     partitioning.check_batch_size(batch_size, mesh)
-    vocab = make_vocabulary(vocabulary)
 
     # ------------------------------------------------------------------ tokenize, report cuts
     tokens, truncated = tokenize(prompts, vocab, input_length)

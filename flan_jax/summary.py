@@ -11,7 +11,9 @@ already-computed metrics, so it is tested with known numbers:
     print(to_markdown(s))
 
 Templates whose target is not the task's answer (FLAN's "turned around" templates, e.g.
-"write a positive review") are left out with `excluded_templates`.
+"write a positive review") are left out with `excluded_templates`. With `held_out` naming the
+clusters left out of training, every row is marked "seen" or "held out", so one table shows
+what the model learned next to what transferred zero-shot.
 """
 from __future__ import annotations
 
@@ -44,6 +46,7 @@ class TaskRow:
     best: float
     best_template: int
     num_templates: int
+    held_out: bool | None = None  # None: not known which clusters training saw
 
 
 @dataclasses.dataclass(frozen=True)
@@ -54,6 +57,7 @@ class ClusterRow:
     num_tasks: int
     average: float
     best: float
+    held_out: bool | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -75,7 +79,8 @@ def primary_metric(metrics: Mapping[str, float]) -> str:
 def summarize(per_template: PerTemplateMetrics,
               clusters: Mapping[str, Sequence[str]] | None = None,
               excluded_templates: Mapping[str, Sequence[int]] | None = None,
-              default_cluster: str = "other") -> Summary:
+              default_cluster: str = "other",
+              held_out: Sequence[str] | None = None) -> Summary:
     """Per-task template average and best template, then per-cluster means.
 
     Args:
@@ -83,11 +88,15 @@ def summarize(per_template: PerTemplateMetrics,
       clusters: cluster -> task names; a task in no cluster goes to `default_cluster`.
         Clusters and tasks keep the order given here (then unlisted tasks, sorted).
       excluded_templates: task -> template indices to leave out (turned-around templates).
+      held_out: the clusters training did not see (None: rows carry held_out=None and the
+        tables have no seen / held out column); see check_held_out.
     Returns:
       A Summary; tasks with no template left after exclusion raise a ValueError.
     """
     clusters = dict(clusters or {})
     excluded_templates = excluded_templates or {}
+    is_held_out = (lambda cluster: None) if held_out is None else (
+        lambda cluster: cluster in held_out)
     cluster_of = {task: c for c, tasks in clusters.items() for task in tasks}
     order = [t for tasks in clusters.values() for t in tasks if t in per_template]
     order += sorted(t for t in per_template if t not in cluster_of)
@@ -105,7 +114,8 @@ def summarize(per_template: PerTemplateMetrics,
         rows.append(TaskRow(
             cluster=cluster_of.get(task, default_cluster), task=task, metric=metric,
             average=sum(scores.values()) / len(scores), best=scores[best_template],
-            best_template=best_template, num_templates=len(scores)))
+            best_template=best_template, num_templates=len(scores),
+            held_out=is_held_out(cluster_of.get(task, default_cluster))))
 
     cluster_rows = []
     for cluster in dict.fromkeys(r.cluster for r in rows):
@@ -113,22 +123,48 @@ def summarize(per_template: PerTemplateMetrics,
         cluster_rows.append(ClusterRow(
             cluster=cluster, num_tasks=len(members),
             average=sum(r.average for r in members) / len(members),
-            best=sum(r.best for r in members) / len(members)))
+            best=sum(r.best for r in members) / len(members), held_out=is_held_out(cluster)))
     return Summary(tasks=tuple(rows), clusters=tuple(cluster_rows))
 
 
+def check_held_out(held_out: Sequence[str] | None,
+                   clusters: Mapping[str, Sequence[str]] | None) -> None:
+    """HELDOUT_CLUSTERS must be None or a list of EVAL_CLUSTERS' cluster names."""
+    if held_out is None:
+        return
+    if isinstance(held_out, str) or not isinstance(held_out, Sequence) or not all(
+            isinstance(c, str) for c in held_out):
+        raise ValueError(f"HELDOUT_CLUSTERS={held_out!r} must be a list of cluster names, e.g. "
+                         "['entailment'].")
+    unknown = sorted(set(held_out) - set(clusters or {}))
+    if unknown:
+        raise ValueError(f"HELDOUT_CLUSTERS names {unknown}, which EVAL_CLUSTERS does not "
+                         f"define; its clusters are {sorted(clusters or {})}.")
+
+
 def to_markdown(summary: Summary) -> str:
-    """Two Markdown tables: tasks (average / best template), then clusters."""
-    lines = ["| cluster | task | metric | average template | best template (idx) | templates |",
-             "|---|---|---|---:|---:|---:|"]
+    """Two Markdown tables: tasks (average / best template), then clusters; a last column
+    "training" (seen / held out) when the summary knows the held-out clusters."""
+    marked = any(r.held_out is not None for r in summary.clusters)
+    extra_head, extra_rule = (" training |", "---|") if marked else ("", "")
+    lines = ["| cluster | task | metric | average template | best template (idx) | templates |"
+             + extra_head, "|---|---|---|---:|---:|---:|" + extra_rule]
     for r in summary.tasks:
         lines.append(f"| {r.cluster} | {r.task} | {r.metric} | {r.average:.2f} | "
-                     f"{r.best:.2f} ({_template_label(r.best_template)}) | {r.num_templates} |")
-    lines += ["", "| cluster | tasks | average template | best template |",
-              "|---|---:|---:|---:|"]
+                     f"{r.best:.2f} ({_template_label(r.best_template)}) | {r.num_templates} |"
+                     + _training(r.held_out, marked))
+    lines += ["", "| cluster | tasks | average template | best template |" + extra_head,
+              "|---|---:|---:|---:|" + extra_rule]
     for c in summary.clusters:
-        lines.append(f"| {c.cluster} | {c.num_tasks} | {c.average:.2f} | {c.best:.2f} |")
+        lines.append(f"| {c.cluster} | {c.num_tasks} | {c.average:.2f} | {c.best:.2f} |"
+                     + _training(c.held_out, marked))
     return "\n".join(lines) + "\n"
+
+
+def _training(held_out: bool | None, marked: bool) -> str:
+    if not marked:
+        return ""
+    return " held out |" if held_out else " seen |"
 
 
 def to_csv(summary: Summary) -> str:
@@ -136,13 +172,13 @@ def to_csv(summary: Summary) -> str:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(["cluster", "task", "metric", "average_template", "best_template",
-                     "best_template_idx", "num_templates"])
+                     "best_template_idx", "num_templates", "training"])
     for r in summary.tasks:
         writer.writerow([r.cluster, r.task, r.metric, f"{r.average:.4f}", f"{r.best:.4f}",
-                         r.best_template, r.num_templates])
+                         r.best_template, r.num_templates, _training_word(r.held_out)])
     for c in summary.clusters:
         writer.writerow([c.cluster, "ALL", "", f"{c.average:.4f}", f"{c.best:.4f}", "",
-                         c.num_tasks])
+                         c.num_tasks, _training_word(c.held_out)])
     return out.getvalue()
 
 
@@ -154,6 +190,10 @@ def write(summary: Summary, output_dir: str) -> tuple[str, str]:
         with tf.io.gfile.GFile(path, "w") as f:
             f.write(text)
     return paths
+
+
+def _training_word(held_out: bool | None) -> str:
+    return "" if held_out is None else "held out" if held_out else "seen"
 
 
 def _template_label(index: int) -> str:

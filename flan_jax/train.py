@@ -14,6 +14,9 @@ compile the step, run the loop, finish. Every argument is bound by the gin run f
 """
 from __future__ import annotations
 
+# First, before jax or seqio load: TensorFlow's start-up banners dropped (flan_jax/console.py).
+from flan_jax import console  # noqa: F401, I001
+
 import dataclasses
 import logging
 import math
@@ -28,7 +31,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from flan_jax import (checkpointing, data, evaluation, launch, metrics_log, optim,
-                      partitioning, trainer)
+                      partitioning, paths, trainer)
 from flan_jax.models import t5
 
 # Macros a run must set; checked before anything else happens.
@@ -107,28 +110,22 @@ def train(
     the metrics ('eval/<task>/<metric>') join that step's record in metrics.jsonl.
     """
     # ------------------------------------------------------------------ validate the launch
-    model_dir = checkpointing.absolute_path(model_dir)
+    model_dir = paths.output_dir(model_dir, "MODEL_DIR")
     if not isinstance(train_steps, int) or train_steps < 1:
         raise ValueError(f"TRAIN_STEPS must be a positive integer, got {train_steps!r}.")
     if not isinstance(num_microbatches, int) or num_microbatches < 1:
         raise ValueError(f"num_microbatches must be a positive integer, got {num_microbatches!r}.")
+    # The configs validated themselves when gin built them (names, splits, feature lengths,
+    # batch sizes: DatasetConfig, EvalConfig, OptimizerConfig, ...); here only what needs
+    # several of them together, or the devices.
     mesh = partitioning.create_mesh(partitioning_config.num_partitions)
     partitioning.check_batch_size(train_dataset.batch_size, mesh, num_microbatches)
-    provider = data.get_mixture_or_task(train_dataset.mixture_or_task_name)
-    data.check_feature_lengths(provider, train_dataset.task_feature_lengths)
-    if data.vocab_size(provider) > model_config.vocab_size:
-        raise ValueError(
-            f"{provider.name!r} uses a vocabulary of {data.vocab_size(provider)} ids but the "
-            f"model's vocab_size is {model_config.vocab_size}; raise T5Config.vocab_size (a "
-            "multiple of 128 keeps the 'vocab' axis shardable).")
-
+    data.check_vocabulary_fits(train_dataset.mixture_or_task_name, model_config.vocab_size)
     if initial_checkpoint_path:
         checkpointing.resolve_initial_checkpoint(initial_checkpoint_path)
     evaluate_during_training = bool(eval_dataset and eval_dataset.mixture_or_task_name)
-    if evaluate_during_training:
-        if not isinstance(eval_period, int) or eval_period < 1:
-            raise ValueError(f"EVAL_PERIOD must be a positive integer, got {eval_period!r}.")
-        evaluation.eval_tasks(eval_dataset.mixture_or_task_name, eval_dataset.split)
+    if evaluate_during_training and (not isinstance(eval_period, int) or eval_period < 1):
+        raise ValueError(f"EVAL_PERIOD must be a positive integer, got {eval_period!r}.")
 
     # ------------------------------------------------------------------ shapes and shardings
     # Model, state layout and jit(train_step): the assembly shared with bench and aot.
@@ -137,6 +134,11 @@ def train(
         model_config, tx, loss, mesh, partitioning_config.parameter_sharding, num_microbatches)
     model, rules, layout = program.model, program.rules, program.layout
     batch_sharding, replicated = program.batch_sharding, program.replicated
+    # Built before anything is written, as its constructor checks the eval batch size and
+    # vocabulary against this mesh and model; eval data cached, generate/score jitted apart.
+    evaluator = (evaluation.Evaluator(eval_dataset, model, mesh, rules,
+                                      layout.shardings.params)
+                 if evaluate_during_training else None)
 
     # ------------------------------------------------------------------ initialise or restore
     # Order written down in flan_jax/checkpointing.py: MODEL_DIR, INITIAL_CHECKPOINT_PATH, init.
@@ -173,10 +175,6 @@ def train(
     step_fn = program.step_fn
     dropout_key = jax.device_put(jax.random.PRNGKey(random_seed + 1), replicated)
     schedule = optim.make_schedule(optimizer)
-    # Built once: eval data cached, generate/score jitted separately from the train step.
-    evaluator = (evaluation.Evaluator(eval_dataset, model, mesh, rules,
-                                      layout.shardings.params)
-                 if evaluate_during_training else None)
 
     # ------------------------------------------------------------------ train loop
     log = metrics_log.MetricsLog(model_dir, train_steps, start_step, progress_bar)

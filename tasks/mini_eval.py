@@ -14,6 +14,10 @@ and for every cluster the eval mixture
     mini_flan_heldout_{cluster}_scoring_eval   scoring variants of the cluster's
                                                classification tasks + its generation tasks
 
+and, the same over every cluster (a held-out run's seen clusters next to its held-out one),
+
+    mini_flan_all_scoring_eval
+
 Turned-around templates ("write a positive review") have no option as their target; the
 expansion drops them, so scoring variants are evaluated on answer templates only. For the
 generation tasks, `excluded_templates()` names them so the summary leaves them out.
@@ -30,6 +34,7 @@ from flan_jax import preprocessors
 from tasks import mini
 
 SCORING_SUFFIX = "_scoring_eval"
+ALL_SCORING_EVAL_MIXTURE = "mini_flan_all_scoring_eval"
 
 
 def scoring_task_name(task_name: str) -> str:
@@ -90,6 +95,9 @@ def register() -> None:
         name = heldout_scoring_eval_mixture(cluster)
         seqio.MixtureRegistry.remove(name)
         seqio.MixtureRegistry.add(name, [_eval_task_name(t) for t in tasks], default_rate=1.0)
+    seqio.MixtureRegistry.remove(ALL_SCORING_EVAL_MIXTURE)
+    seqio.MixtureRegistry.add(ALL_SCORING_EVAL_MIXTURE,
+                              [_eval_task_name(t) for t in mini.TASK_NAMES], default_rate=1.0)
 
 
 register()

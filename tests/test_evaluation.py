@@ -26,6 +26,7 @@ from t5.evaluation import metrics as t5_metrics
 
 import tasks  # noqa: F401  (registers mini-FLAN and its scoring variants)
 import tiny
+from test_console import assert_no_banners
 from flan_jax import (checkpointing, data, eval as eval_script, evaluation, launch,
                       metrics_log, partitioning, preprocessors, summary, train, trainer)
 from flan_jax.models import decoding, t5
@@ -268,6 +269,7 @@ def test_eval_entry_point_end_to_end(marked_run, tmp_path):
         "--gin.BATCH_SIZE=16", "--gin.NUM_EVAL_EXAMPLES=60",
         f"--gin.EVAL_OUTPUT_DIR='{out}'")
     assert result.returncode == 0, result.stderr[-3000:]
+    assert_no_banners(result.stderr)
     for task in ("mini_nli_scoring_eval", "mini_rte_scoring_eval"):
         record = json.loads((out / f"{task}.json").read_text())
         assert record["step"] == 60 and 0 <= record["metrics"]["accuracy"] <= 100
@@ -306,7 +308,8 @@ def test_bad_inputs_are_explained(marked_run, tmp_path):
 
 
 def test_eval_during_training_checks_the_eval_mixture_before_writing(tmp_path):
-    bad = evaluation.EvalConfig(MARKED_TRAIN, MARKED_LENGTHS, batch_size=16)  # no eval split
     with pytest.raises(ValueError, match="no 'validation' split"):
+        # The config checks itself when built (gin builds it before train() runs).
+        bad = evaluation.EvalConfig(MARKED_TRAIN, MARKED_LENGTHS, batch_size=16)  # no eval split
         train.train(**tiny.train_kwargs(tmp_path / "run", eval_dataset=bad, eval_period=2))
     assert not (tmp_path / "run").exists()

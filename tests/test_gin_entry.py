@@ -10,6 +10,7 @@ import pytest
 
 from flan_jax import launch
 from flan_jax.models import t5
+from test_console import assert_no_banners
 
 REPO = launch.REPO_ROOT
 GIN_FILES = sorted(glob.glob(os.path.join(REPO, "gin_configs", "**", "*.gin"), recursive=True))
@@ -90,6 +91,7 @@ def test_entry_point_end_to_end_on_the_mini_cpu_config(tmp_path):
         "--gin.TRAIN_STEPS=4", "--gin.LOG_EVERY_STEPS=2", "--gin.SAVE_EVERY_STEPS=2",
         "--gin.BATCH_SIZE=8", "--gin.TASK_FEATURE_LENGTHS={'inputs': 128, 'targets': 32}")
     assert result.returncode == 0, result.stderr[-3000:]
+    assert_no_banners(result.stderr)
     assert f"checkpoints: {model_dir}/checkpoints" in result.stdout
     assert "loss:" in result.stdout
     records = [json.loads(line) for line in (model_dir / "metrics.jsonl").read_text().splitlines()]

@@ -17,10 +17,11 @@ import sys
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from flan_jax import console  # noqa: E402,F401  (first: TensorFlow loads without banners)
 import seqio  # noqa: E402
 
 import tasks  # noqa: E402,F401  (registers every task and mixture)
-from flan_jax import data  # noqa: E402
+from flan_jax import data, paths  # noqa: E402
 
 _STOP = (seqio.preprocessors.tokenize, seqio.preprocessors.tokenize_and_append_eos)
 
@@ -50,6 +51,10 @@ def _text(value) -> str:
 
 def show(name: str, num: int, split: str, out=sys.stdout) -> None:
     provider = data.get_mixture_or_task(name)
+    splits = sorted({s for t in seqio.get_subtasks(provider) for s in t.splits})
+    if split not in splits:
+        raise ValueError(f"{name!r} has no {split!r} split; its tasks have {splits}. Pass "
+                         "--split with one of them.")
     if isinstance(provider, seqio.Mixture):
         task_list = provider.tasks
         print(f"Mixture {name}: {len(task_list)} tasks", file=out)
@@ -84,9 +89,14 @@ def main(argv=None) -> None:
     parser.add_argument("--split", default="validation")
     parser.add_argument("--data_dir", default=None, help="TFDS data_dir of prepared datasets")
     args = parser.parse_args(argv)
-    if args.data_dir:
-        seqio.set_tfds_data_dir_override(args.data_dir)
-    show(args.name, args.num_examples, args.split)
+    if args.num_examples < 1:
+        parser.error(f"--num_examples={args.num_examples}: give a positive number of examples.")
+    try:
+        if args.data_dir:
+            seqio.set_tfds_data_dir_override(paths.input_dir(args.data_dir, "--data_dir"))
+        show(args.name, args.num_examples, args.split)
+    except (ValueError, FileNotFoundError) as error:
+        parser.exit(2, f"show_task.py: error: {error}\n")
 
 
 if __name__ == "__main__":

@@ -18,6 +18,8 @@ import os
 import sys
 from typing import Sequence
 
+from flan_jax import console  # noqa: F401, I001  (first: TensorFlow loads without banners)
+from flan_jax import paths
 from flan_jax.convert import naming
 
 
@@ -58,8 +60,26 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def check_paths(args: argparse.Namespace) -> None:
+    """The command's paths, checked before any conversion starts (nothing written yet)."""
+    for source in ("hf_dir", "checkpoint"):
+        if getattr(args, source, None) is not None:
+            paths.input_dir(getattr(args, source), source.upper())
+    if getattr(args, "t5x_checkpoint", None) is not None:
+        paths.existing(args.t5x_checkpoint, "T5X_CHECKPOINT",
+                       "Give a T5X checkpoint_<step> directory, its 'checkpoint' file, or their "
+                       "parent. ")
+    if getattr(args, "out_dir", None) is not None:
+        paths.output_dir(args.out_dir, "OUT_DIR")
+    for gin_file in getattr(args, "gin_file", []):
+        paths.input_file(gin_file, "--gin_file")
+    if getattr(args, "vocabulary", None) is not None:
+        paths.input_file(args.vocabulary, "--vocabulary")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    check_paths(args)
     if args.command == "from-hf":
         from flan_jax.convert import hf
         config = hf.from_hf(args.hf_dir, args.out_dir)
