@@ -180,7 +180,7 @@ def check_command_line_macros(file_macros: dict[str, object]) -> None:
             "gin file where a binding reads it.")
     for name, default in file_macros.items():
         value = bound[name]
-        expected = _kind(default)
+        expected = _MACRO_KINDS.get(name) or _kind(default)
         if expected is None or value is None or value is default:
             continue
         if not _has_kind(value, expected):
@@ -200,6 +200,13 @@ _KINDS = (
     ("a dict", (collections.abc.Mapping,)),
     ("a list or tuple", (list, tuple)),
 )
+
+
+# Macros whose values may be of several kinds: checked against this, not their default's
+# kind; the config that reads them checks the rest (e.g. trainer.LossConfig the names).
+_MACRO_KINDS = {
+    "LOSS_NORMALIZING_FACTOR": ("None, a number or one of T5X's names", (int, float, str)),
+}
 
 
 def _kind(default: object) -> tuple[str, tuple[type, ...]] | None:

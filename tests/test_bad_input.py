@@ -150,6 +150,13 @@ def test_macro_of_the_wrong_type_names_the_expected_one(tmp_path, capsys, clean_
     _assert_nothing_written(tmp_path / "run")
 
 
+@pytest.mark.parametrize("value", ["233472", "None", "'AVERAGE_PER_SEQUENCE'"])
+def test_loss_normalizing_factor_takes_every_kind_t5x_gives_it(clean_gin, value):
+    launch.parse_gin(launch.parse_args(
+        [MINI, f"--gin.LOSS_NORMALIZING_FACTOR={value}"], "test"))
+    assert gin.query_parameter("%LOSS_NORMALIZING_FACTOR") == eval(value)
+
+
 def test_an_int_for_a_float_macro_and_none_for_an_optional_one_are_accepted(clean_gin):
     args = launch.parse_args([MINI, "--gin.LEARNING_RATE=1", "--gin.KEEP_CHECKPOINTS=None"],
                              "test")
