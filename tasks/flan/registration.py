@@ -49,7 +49,7 @@ from flan_jax import templates as templates_lib
 from flan_jax import vocabularies
 from flan_jax.templates import Template
 from tasks.flan import clusters as clusters_lib
-from tasks.flan.datasets import DATASETS, MAX_TRAIN_EXAMPLES, DatasetSpec
+from tasks.flan.datasets import DATASETS, DatasetSpec
 
 NUM_TEMPLATES_LIST = (1, 2, 4, 7, 10)
 MIXING_CAP = 3000
@@ -103,38 +103,32 @@ ABLATIONS = ("no_template", "dataset_name")
 
 
 class FlanTfdsSource(seqio.TfdsDataSource):
-    """TfdsDataSource whose train split holds at most MAX_TRAIN_EXAMPLES examples.
+    """TfdsDataSource that says how to prepare a dataset that is not there.
 
-    The cap is a `take` after reading, so a dataset's dev split carved from the
-    end of train ("train[-200:]") never overlaps the first 30,000.
+    The splits are FLAN's slices (datasets.py), so the training subset is the same
+    fixed first 30,000 examples on every epoch and host (seqio shards the slice).
     """
 
     def get_dataset(self, split=None, shuffle=True, seed=None, shard_info=None, **kwargs):
         try:
-            ds = super().get_dataset(split, shuffle=shuffle, seed=seed, shard_info=shard_info,
-                                     **kwargs)
+            return super().get_dataset(split, shuffle=shuffle, seed=seed, shard_info=shard_info,
+                                       **kwargs)
         except (AssertionError, FileNotFoundError, tfds.core.registered.DatasetNotFoundError,
                 tf.errors.NotFoundError) as e:
             raise RuntimeError(
                 f"TFDS dataset {self.tfds_dataset.name!r} is not available in data_dir "
                 f"{self.tfds_dataset.data_dir or tfds.core.constants.DATA_DIR!r}: {e}\n"
                 + PREPARE_HINT.format(name=self.tfds_dataset.name)) from e
-        if split in (None, "train"):
-            # Each of n shards (hosts) takes its share, so the whole stays near 30k.
-            shards = shard_info.num_shards if shard_info else 1
-            ds = ds.take(-(-MAX_TRAIN_EXAMPLES // shards))
-        return ds
 
     def num_input_examples(self, split: str) -> int | None:
         try:
-            n = super().num_input_examples(split)
+            return super().num_input_examples(split)
         except KeyError:
             # No split metadata: the dataset is unprepared (get_dataset then raises with
             # PREPARE_HINT) or mocked by tfds.testing.mock_data. Unknown either way.
             name = self.tfds_dataset.name
             logging.warning("%s: no split sizes. %s", name, PREPARE_HINT.format(name=name))
             return None
-        return min(n, MAX_TRAIN_EXAMPLES) if (n is not None and split == "train") else n
 
 
 def _to_fields(dataset: tf.data.Dataset, spec: DatasetSpec) -> tf.data.Dataset:
@@ -191,17 +185,20 @@ def fewshot_format(dataset: tf.data.Dataset, output_features=None,
 
 def _add_task(name: str, source: seqio.DataSource, field_preprocessors: Sequence[Callable],
               templates: Sequence[Template], *, scoring: bool = False, shots: int = 0,
-              postprocess_fn=None, metric_fns=()) -> None:
-    templating = [*field_preprocessors,
-                  functools.partial(preprocessors.apply_templates, templates=tuple(templates))]
+              postprocess_fn=None, metric_fns=(), eval_fields: Sequence[str] = ()) -> None:
+    def templating(passthrough=tuple(eval_fields)):
+        return [*field_preprocessors,
+                functools.partial(preprocessors.apply_templates, templates=tuple(templates),
+                                  passthrough=passthrough)]
     if shots:
-        # Exemplars come from train, templated like the eval example.
+        # Exemplars come from train, templated like the eval example (without the eval
+        # fields: exemplars are batched, and e.g. answer lists differ in length).
         source = seqio.experimental.FewshotDataSource(
-            source, num_shots=shots, train_preprocessors=templating,
-            eval_preprocessors=templating, train_split="train")
+            source, num_shots=shots, train_preprocessors=templating(()),
+            eval_preprocessors=templating(), train_split="train")
         steps = [fewshot_format]
     else:
-        steps = list(templating)
+        steps = templating()
     if scoring:
         steps.append(preprocessors.rank_classification_expand)
         postprocess_fn, metric_fns = t5_post.rank_classification, (t5_metrics.rank_classification,)
@@ -231,8 +228,11 @@ def register_dataset_tasks(
     cluster: str = "Custom",
     postprocess_fn=None,
     metric_fns: Sequence[Callable] = (t5_metrics.accuracy,),
+    eval_fields: Sequence[str] = (),
 ) -> list[str]:
     """Registers every FLAN task variant of one dataset; returns the task names.
+
+    eval_fields: raw fields kept on templated examples for `postprocess_fn`.
 
     Raises:
       ValueError: a template uses a field the dataset does not provide
@@ -240,7 +240,7 @@ def register_dataset_tasks(
     """
     templates = list(templates)
     templates_lib.validate_templates(dataset, templates, available_fields)
-    common = dict(postprocess_fn=postprocess_fn, metric_fns=metric_fns)
+    common = dict(postprocess_fn=postprocess_fn, metric_fns=metric_fns, eval_fields=eval_fields)
     names = []
 
     def add_with_shots(name, chosen):
@@ -277,7 +277,8 @@ def register_flan_dataset(dataset: str, templates: Sequence[Template],
         dataset, templates, source=source_for(spec),
         field_preprocessors=[functools.partial(_to_fields, spec=spec)],
         available_fields=spec.available_fields, is_classification=spec.is_classification,
-        cluster=cluster, postprocess_fn=spec.postprocess_fn, metric_fns=spec.metric_fns)
+        cluster=cluster, postprocess_fn=spec.postprocess_fn, metric_fns=spec.metric_fns,
+        eval_fields=spec.eval_fields)
 
 
 def register_from_patterns(patterns: Mapping[str, Sequence[tuple[str, str]]],
