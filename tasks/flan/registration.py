@@ -265,6 +265,11 @@ def register_dataset_tasks(
     return names
 
 
+# dataset -> the task names register_flan_dataset registered for it (the FLAN collection's
+# tasks, for tasks.flan.reporting's eval split and summary clusters).
+REGISTERED: dict[str, tuple[str, ...]] = {}
+
+
 def register_flan_dataset(dataset: str, templates: Sequence[Template],
                           spec: DatasetSpec | None = None) -> list[str]:
     """Registers a collection dataset (spec from datasets.DATASETS) with `templates`."""
@@ -273,12 +278,14 @@ def register_flan_dataset(dataset: str, templates: Sequence[Template],
         cluster = clusters_lib.cluster_of(dataset)
     except KeyError:
         cluster = "Custom"
-    return register_dataset_tasks(
+    names = register_dataset_tasks(
         dataset, templates, source=source_for(spec),
         field_preprocessors=[functools.partial(_to_fields, spec=spec)],
         available_fields=spec.available_fields, is_classification=spec.is_classification,
         cluster=cluster, postprocess_fn=spec.postprocess_fn, metric_fns=spec.metric_fns,
         eval_fields=spec.eval_fields)
+    REGISTERED[dataset] = tuple(names)
+    return names
 
 
 def register_from_patterns(patterns: Mapping[str, Sequence[tuple[str, str]]],
