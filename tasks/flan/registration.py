@@ -15,17 +15,9 @@ Per templated dataset `d` (its templates t_0..t_9):
   d_no_template, d_dataset_name  the paper's two instruction ablations
                                  (flan_jax.templates.no_template / dataset_name)
 
-Mixtures (`{split}_train` examples-proportional with each dataset capped at
-MIXING_CAP = 3,000; `{split}_eval` uncapped):
-
-  flan_inter_cluster_split_{idx}_{N}templates[{shot suffix}]_{train,eval}
-                                 hold out cluster idx of clusters.CLUSTERS
-  flan_inter_cluster_split_{idx}_{no_template,dataset_name}_train
-                                 the same training clusters, instructions ablated
-  flan_all_overlap_{N}templates_{train,eval}
-  flan_superglue_split_{N}templates_{train,eval}          (templates ablation)
-  flan_superglue_split_{N}templates_{k}train_tasks_{train,eval}  (task-count ablation)
-  flan_diversity_split{k}_{N}templates_{train,eval}       (cluster-count ablation)
+Mixtures: every split of mixtures.py (FLAN's task_splits.py) as `{split}_train`
+(examples-proportional, each dataset capped at MIXING_CAP = 3,000) and
+`{split}_eval` (uncapped).
 
 Registration builds seqio objects only: no TFDS builder is created and
 nothing is read until a dataset is requested.
@@ -35,7 +27,6 @@ from __future__ import annotations
 import functools
 import json
 import logging
-import random
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import seqio
@@ -49,16 +40,11 @@ from flan_jax import templates as templates_lib
 from flan_jax import vocabularies
 from flan_jax.templates import Template
 from tasks.flan import clusters as clusters_lib
+from tasks.flan import mixtures as mixtures_lib
 from tasks.flan.datasets import DATASETS, DatasetSpec
+from tasks.flan.mixtures import ABLATIONS, NUM_TEMPLATES_LIST, SHOTS  # noqa: F401
 
-NUM_TEMPLATES_LIST = (1, 2, 4, 7, 10)
 MIXING_CAP = 3000
-NUM_TRAIN_TASKS_LIST = (5, 10, 15, 20, 25, 30, 35, 40, 45, 50, 55)  # task-count ablation
-
-# FLAN's few-shot variants: task-name suffix -> number of exemplars (multi: as many
-# of 16 as fit the input length).
-SHOTS: dict[str, int] = {"_one_shot": 1, "_two_shot": 2, "_three_shot": 3, "_five_shot": 5,
-                         "_ten_shot": 10, "_multi_shot": 16}
 SHOT_SEPARATOR = "\n\n"  # between exemplars, and between an exemplar's input and target
 
 OUTPUT_FEATURES: dict[str, seqio.Feature] = {
@@ -91,12 +77,6 @@ def ablation_task_name(dataset: str, ablation: str) -> str:
     return f"{dataset}_{ablation}"  # ablation: "no_template" or "dataset_name"
 
 
-def inter_cluster_split_name(idx: int, variant: str) -> str:
-    """FLAN's name stem; variant is "{N}templates", "no_template" or "dataset_name"."""
-    return f"flan_inter_cluster_split_{idx}_{variant}"
-
-
-ABLATIONS = ("no_template", "dataset_name")
 
 # ---------------------------------------------------------------------------
 # Data source: TFDS with the 30k training cap and a useful error when absent.
@@ -399,60 +379,9 @@ def _add_mixture(name: str, task_names: Sequence[str], capped: bool) -> None:
     seqio.MixtureRegistry.add(name, sorted(task_names), default_rate=rate)
 
 
-def mixture_members(templated: Iterable[str]) -> dict[str, tuple[str, ...]]:
-    """Every mixture name -> its task names, restricted to `templated` datasets.
-
-    Pure data (no seqio), so tests and tools can inspect the splits. Mixtures
-    left with no training or no evaluation task are omitted.
-    """
-    templated = set(templated)
-    members: dict[str, tuple[str, ...]] = {}
-
-    def add_split(stem: str, train: Iterable[str], test: Iterable[str], suffix: str) -> None:
-        train = [d for d in train if d in templated]
-        test = [d for d in test if d in templated]
-        if not train or not test:
-            return
-        members[f"{stem}_train"] = tuple(f"{d}_{suffix}" for d in train)
-        members[f"{stem}_eval"] = tuple(f"{d}_{suffix}" for d in test)
-
-    all_datasets = list(dict.fromkeys(d for ms in clusters_lib.CLUSTERS.values() for d in ms))
-    for n in NUM_TEMPLATES_LIST:
-        for shot_suffix in ("", *SHOTS):
-            suffix = f"{n}templates{shot_suffix}"
-            for idx, cluster in enumerate(clusters_lib.CLUSTERS):
-                train, test = clusters_lib.inter_cluster_split(cluster)
-                add_split(inter_cluster_split_name(idx, suffix), train, test, suffix)
-        suffix = f"{n}templates"
-        add_split(f"flan_all_overlap_{suffix}", all_datasets, all_datasets, suffix)
-        superglue_train = [d for d in all_datasets if d not in clusters_lib.SUPERGLUE]
-        superglue_test = [d for d in all_datasets if d in clusters_lib.SUPERGLUE]
-        add_split(f"flan_superglue_split_{suffix}", superglue_train, superglue_test, suffix)
-        # Cluster-count ablation: the first k training clusters, round robin over them.
-        test = [d for c in clusters_lib.DIVERSITY_TEST_CLUSTERS for d in clusters_lib.CLUSTERS[c]]
-        for k in range(1, len(clusters_lib.DIVERSITY_TRAIN_ORDER)):
-            chosen = [clusters_lib.CLUSTERS[c] for c in clusters_lib.DIVERSITY_TRAIN_ORDER[:k]]
-            train = [d for ms in chosen for d in ms]
-            add_split(f"flan_diversity_split{k}_{suffix}", train, test, suffix)
-    # Task-count ablation (10 templates): a fixed shuffle, the first k templated ones.
-    shuffled = [d for d in all_datasets if d not in clusters_lib.SUPERGLUE and d in templated]
-    random.Random(42).shuffle(shuffled)
-    for k in NUM_TRAIN_TASKS_LIST:
-        if k <= len(shuffled):
-            add_split(f"flan_superglue_split_10templates_{k}train_tasks", shuffled[:k],
-                      clusters_lib.SUPERGLUE, "10templates")
-    # Instruction ablations: held-out training mixtures without instructions.
-    for ablation in ABLATIONS:
-        for idx, cluster in enumerate(clusters_lib.CLUSTERS):
-            train, test = clusters_lib.inter_cluster_split(cluster)
-            stem = inter_cluster_split_name(idx, ablation)
-            add_split(stem, train, test, ablation)
-            members.pop(f"{stem}_eval", None)  # evaluate with instructions (the Ntemplates eval)
-    return members
-
-
 def register_mixtures(templated: Iterable[str]) -> dict[str, tuple[str, ...]]:
-    members = mixture_members(templated)
+    """Registers mixtures.mixture_members(templated); returns them."""
+    members = mixtures_lib.mixture_members(templated)
     for name, task_names in members.items():
         _add_mixture(name, task_names, capped=name.endswith("_train"))
     return members
