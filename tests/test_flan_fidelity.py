@@ -301,24 +301,49 @@ def test_eval_fields_stay_out_of_few_shot_exemplars():
     assert np.all([f in patterns.PATTERNS for f in ("squad_v1", "record")])
 
 
-# --- Task names not registered yet (README "Fidelity to FLAN", issue 8 item 2) ----------------
+# --- Task names: FLAN's, less two families not registered yet (README "Fidelity to FLAN") ----
 
-MISSING_FAMILIES = re.compile(
-    r"(?P<d>\w+?)_all_prompts"
-    r"|(?P<s>\w+?)_type_(?P<i>\d)_scoring_eval"
-    r"|\w+_type_\d_scoring_eval_(one|two|three|five|ten|multi)_shot"
-    r"|\w+_type_\d_score_(eval|flan)_no_options"
-    r"|continuations_\w+"
-    r"|wsc273\w*")
+NOT_YET = re.compile(r"continuations_\w+|wsc273\w*")
+OUR_EXTRA_TASKS = re.compile(r"\w+_(no_template|dataset_name)")  # the paper's ablations
 
 
-def test_missing_flan_task_names_are_the_listed_families():
+def test_flan_task_names_are_registered_but_the_listed_families():
     registered = set(seqio.TaskRegistry.names())
-    missing = sorted(set(FLAN["task_names"]) - registered)
-    assert len(missing) == 3451
-    for name in missing:
-        match = MISSING_FAMILIES.fullmatch(name)
-        assert match, name
-        if match["s"] and not match["s"].startswith(("continuations_", "wsc273")):
-            # Zero-shot scoring is missing only where our template is turned around.
-            assert int(match["i"]) in reporting.turned_around(match["s"]), name
+    flan_names = set(FLAN["task_names"])
+    missing = sorted(flan_names - registered)
+    assert len(missing) == 430 and all(NOT_YET.fullmatch(n) for n in missing), missing[:5]
+    ours = tuple(f"{d}_" for d in datasets.DATASETS)  # not mini-FLAN's or the tests' own
+    extra = {n for n in registered - flan_names if n.startswith(ours)}
+    assert extra
+    assert all(OUR_EXTRA_TASKS.fullmatch(n) for n in extra), sorted(extra)[:5]
+
+
+def _score_rows(task_name: str, raw: dict) -> list[tuple[str, bool]]:
+    return [(_text(r["targets"]), bool(r["is_correct"])) for r in _templated(task_name, raw)]
+
+
+def test_scoring_marks_the_gold_answer_for_every_template():
+    raw = {"premise": "It rained.", "hypothesis": "The ground is wet.", "label": 0, "idx": 0}
+    turned_around = reporting.turned_around("rte")
+    assert turned_around  # FLAN scores these templates' inputs against the options too
+    for i in (0, turned_around[0]):
+        assert _score_rows(f"rte_type_{i}_scoring_eval", raw) == [("yes", True), ("no", False)]
+    [row] = _templated("rte_type_0_score_eval_no_options", raw)[:1]
+    assert "OPTIONS" not in _text(row["inputs"]) and "The ground is wet." in _text(row["inputs"])
+    assert "OPTIONS" in _text(_templated("rte_type_0_scoring_eval", raw)[0]["inputs"])
+
+
+def test_record_scoring_accepts_every_gold_answer():
+    raw = {"passage": "p", "query": "@placeholder won.", "entities": ["Ann", "Bob", "Ann Lee"],
+           "answers": ["Ann Lee", "Ann"]}
+    assert _score_rows("record_type_0_scoring_eval", raw) == [
+        ("Ann won.", True), ("Bob won.", False), ("Ann Lee won.", True)]
+
+
+def test_classification_without_answer_field_is_refused():
+    with pytest.raises(ValueError,
+                       match=r"my_cls.*'answer' field.*\['label', 'options', 'text'\]"):
+        registration.register_dataset_tasks(
+            "my_cls", [registration.Template("{text}\n{options_}", "{label}")],
+            source=seqio.FunctionDataSource(lambda split, shuffle_files: None, splits=["train"]),
+            available_fields=("text", "label", "options"), is_classification=True)

@@ -122,7 +122,7 @@ def test_task_names_follow_flan():
             assert f"{d}_type_{i}" in names
         assert f"{d}_no_template" in names and f"{d}_dataset_name" in names
     assert "rte_type_0_scoring_eval" in names
-    assert "rte_type_9_scoring_eval" not in names  # turned around: target is no option
+    assert "rte_type_9_scoring_eval" in names  # FLAN scores every template, turned around too
     assert "xsum_type_0_scoring_eval" not in names  # generation
     assert set(patterns.PATTERNS) == set(datasets.DATASETS)  # every dataset is templated
 

@@ -9,9 +9,13 @@ Per templated dataset `d` (its templates t_0..t_9):
                                  few-shot variants of the two above (exemplars
                                  from train, pruned to the input length)
   d_type_{i}_scoring_eval        rank classification with template i: one
-                                 (inputs, option) row per answer choice
-                                 (classification datasets, templates that ask
-                                 for the answer)
+                                 (inputs, option) row per answer choice, correct
+                                 where the option is the gold answer (every
+                                 template of a classification dataset, as FLAN),
+                                 and its few-shot variants
+  d_type_{i}_score_eval_no_options, d_type_{i}_score_flan_no_options
+                                 the same without the options in the input
+  d_all_prompts                  every template round robin (FLAN's older name)
   d_no_template, d_dataset_name  the paper's two instruction ablations
                                  (flan_jax.templates.no_template / dataset_name)
 
@@ -24,6 +28,7 @@ nothing is read until a dataset is requested.
 """
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import logging
@@ -33,6 +38,7 @@ import seqio
 import tensorflow as tf
 import tensorflow_datasets as tfds
 from t5.data import postprocessors as t5_post
+from t5.data import preprocessors as t5_preprocessors
 from t5.evaluation import metrics as t5_metrics
 
 from flan_jax import preprocessors
@@ -71,6 +77,15 @@ def eval_task_name(dataset: str, template_idx: int) -> str:
 
 def scoring_eval_task_name(dataset: str, template_idx: int) -> str:
     return f"{dataset}_type_{template_idx}_scoring_eval"
+
+
+def all_prompts_task_name(dataset: str) -> str:
+    return f"{dataset}_all_prompts"  # every template, round robin (FLAN's older name)
+
+
+# Rank classification with the `{options_}` slot removed from the input: FLAN registers
+# the same task under two names (for its baseline and for FLAN runs).
+NO_OPTIONS_VARIANTS = ("score_eval_no_options", "score_flan_no_options")
 
 
 def ablation_task_name(dataset: str, ablation: str) -> str:
@@ -163,9 +178,37 @@ def fewshot_format(dataset: tf.data.Dataset, output_features=None,
 # Tasks.
 
 
+def rank_classification_from_answer(dataset: tf.data.Dataset) -> tf.data.Dataset:
+    """FLAN's scoring rows: one per option, correct where the option is the gold answer.
+
+    Input: templated examples with "inputs", "options", "answer" (and, where a dataset has
+    several gold answers, "answers": any of them is correct, e.g. ReCoRD). As in FLAN, the
+    template's target plays no part, so turned-around templates get scoring tasks too
+    (scoring the options after a turned-around input), and an example whose answer is no
+    option keeps its rows, none of them correct. Output as
+    flan_jax.preprocessors.rank_classification_expand: "inputs", "targets" (the option),
+    "is_correct", "idx" [example, option], "template_idx".
+    """
+    options = templates_lib.OPTIONS_FIELD
+
+    def is_correct(ex):
+        if "answers" in ex:
+            return tf.reduce_any(tf.equal(ex[options][:, None], ex["answers"][None, :]), axis=1)
+        return tf.equal(ex[options], ex["answer"])
+
+    return t5_preprocessors.rank_classification(
+        dataset,
+        inputs_fn=lambda ex: tf.fill(tf.shape(ex[options]), ex["inputs"]),
+        targets_fn=lambda ex: ex[options], is_correct_fn=is_correct, mode="eval",
+        passthrough_feature_keys=[preprocessors.TEMPLATE_IDX])
+
+
 def _add_task(name: str, source: seqio.DataSource, field_preprocessors: Sequence[Callable],
               templates: Sequence[Template], *, scoring: bool = False, shots: int = 0,
               postprocess_fn=None, metric_fns=(), eval_fields: Sequence[str] = ()) -> None:
+    if scoring:  # the gold answer(s) decide which option rows are correct
+        eval_fields = ("answer", *(f for f in eval_fields if f == "answers"))
+
     def templating(passthrough=tuple(eval_fields)):
         return [*field_preprocessors,
                 functools.partial(preprocessors.apply_templates, templates=tuple(templates),
@@ -180,7 +223,7 @@ def _add_task(name: str, source: seqio.DataSource, field_preprocessors: Sequence
     else:
         steps = templating()
     if scoring:
-        steps.append(preprocessors.rank_classification_expand)
+        steps.append(rank_classification_from_answer)
         postprocess_fn, metric_fns = t5_post.rank_classification, (t5_metrics.rank_classification,)
     steps.append(seqio.preprocessors.tokenize)
     if not shots:  # exemplars are drawn afresh each pass, so few-shot data is not cacheable
@@ -192,9 +235,10 @@ def _add_task(name: str, source: seqio.DataSource, field_preprocessors: Sequence
                            metric_fns=list(metric_fns))
 
 
-def _asks_for_answer(template: Template) -> bool:
-    """Rank classification needs the options offered and the answer as target."""
-    return template.uses_options and template.target == "{answer}"
+def without_options(template: Template) -> Template:
+    """The template with its `{options_}` slot removed (FLAN's `_no_options` scoring)."""
+    slot = "{" + templates_lib.OPTIONS_SLOT + "}"
+    return Template(template.input.replace(slot, "").strip(), template.target)
 
 
 def register_dataset_tasks(
@@ -220,6 +264,11 @@ def register_dataset_tasks(
     """
     templates = list(templates)
     templates_lib.validate_templates(dataset, templates, available_fields)
+    if is_classification and "answer" not in available_fields:
+        raise ValueError(
+            f"{dataset}: classification data needs an 'answer' field holding the correct "
+            f"option (rank classification marks that option correct); its fields are "
+            f"{sorted(available_fields)}. Rename the field that holds the answer to 'answer'.")
     common = dict(postprocess_fn=postprocess_fn, metric_fns=metric_fns, eval_fields=eval_fields)
     names = []
 
@@ -233,9 +282,18 @@ def register_dataset_tasks(
             add_with_shots(templated_task_name(dataset, n), templates[:n])
     for i, template in enumerate(templates):
         add_with_shots(eval_task_name(dataset, i), [template])
-        if is_classification and _asks_for_answer(template):
-            names.append(scoring_eval_task_name(dataset, i))
-            _add_task(names[-1], source, field_preprocessors, [template], scoring=True)
+        if not is_classification:
+            continue
+        for suffix, shots in [("", 0), *SHOTS.items()]:
+            names.append(scoring_eval_task_name(dataset, i) + suffix)
+            _add_task(names[-1], source, field_preprocessors, [template], scoring=True,
+                      shots=shots, eval_fields=eval_fields)
+        for variant in NO_OPTIONS_VARIANTS:  # FLAN's baseline and FLAN runs: same tasks
+            names.append(f"{eval_task_name(dataset, i)}_{variant}")
+            _add_task(names[-1], source, field_preprocessors, [without_options(template)],
+                      scoring=True, eval_fields=eval_fields)
+    names.append(all_prompts_task_name(dataset))
+    _add_task(names[-1], source, field_preprocessors, templates, **common)
     ablated = {"no_template": templates_lib.no_template(templates),
                "dataset_name": templates_lib.dataset_name(
                    templates, cluster.replace("_", " ").title(), dataset)}
@@ -245,9 +303,15 @@ def register_dataset_tasks(
     return names
 
 
-# dataset -> the task names register_flan_dataset registered for it (the FLAN collection's
-# tasks, for tasks.flan.reporting's eval split and summary clusters).
-REGISTERED: dict[str, tuple[str, ...]] = {}
+@dataclasses.dataclass(frozen=True)
+class Registered:
+    """What register_flan_dataset registered for one dataset (read by tasks.flan.reporting)."""
+
+    tasks: tuple[str, ...]
+    templates: tuple[Template, ...]
+
+
+REGISTERED: dict[str, Registered] = {}  # dataset -> its tasks and templates
 
 
 def register_flan_dataset(dataset: str, templates: Sequence[Template],
@@ -264,7 +328,7 @@ def register_flan_dataset(dataset: str, templates: Sequence[Template],
         available_fields=spec.available_fields, is_classification=spec.is_classification,
         cluster=cluster, postprocess_fn=spec.postprocess_fn, metric_fns=spec.metric_fns,
         eval_fields=spec.eval_fields)
-    REGISTERED[dataset] = tuple(names)
+    REGISTERED[dataset] = Registered(tuple(names), tuple(templates))
     return names
 
 

@@ -16,9 +16,8 @@ from __future__ import annotations
 import seqio
 
 from flan_jax import data
-from flan_jax.templates import Template
 from tasks.flan import clusters as clusters_lib
-from tasks.flan import patterns, registration
+from tasks.flan import registration
 
 FLAN_REPORTING_SPLIT = "test"
 OTHER_SPLIT = "validation"
@@ -30,7 +29,7 @@ NOTHING_TURNED_AROUND = frozenset({"translation"})
 def eval_split(mixture_or_task_name: str) -> str:
     """'test' when every task of the mixture belongs to the FLAN collection, else 'validation'."""
     provider = data.get_mixture_or_task(mixture_or_task_name)
-    flan_tasks = {name for names in registration.REGISTERED.values() for name in names}
+    flan_tasks = {name for r in registration.REGISTERED.values() for name in r.tasks}
     tasks = seqio.get_subtasks(provider)
     return FLAN_REPORTING_SPLIT if all(t.name in flan_tasks for t in tasks) else OTHER_SPLIT
 
@@ -42,16 +41,18 @@ def eval_clusters(paper_clusters: bool = False) -> dict[str, tuple[str, ...]]:
     17 clusters of FLAN's code (clusters.CLUSTERS, the held-out split indices).
     """
     grouping = clusters_lib.PAPER_CLUSTERS if paper_clusters else clusters_lib.CLUSTERS
-    return {cluster: tuple(name for d in members for name in registration.REGISTERED.get(d, ()))
+    registered = registration.REGISTERED
+    return {cluster: tuple(name for d in members if d in registered
+                           for name in registered[d].tasks)
             for cluster, members in grouping.items()}
 
 
-def turned_around(dataset: str, templates: list[Template] | None = None) -> tuple[int, ...]:
-    """Indices of `dataset`'s templates whose target is not template 0's (FLAN's first
-    template of every dataset asks for the answer; turned-around ones ask for an input)."""
+def turned_around(dataset: str) -> tuple[int, ...]:
+    """Indices of `dataset`'s registered templates whose target is not template 0's (FLAN's
+    first template of every dataset asks for the answer; turned-around ones ask for an input)."""
     if dataset in set().union(*(clusters_lib.CLUSTERS[c] for c in NOTHING_TURNED_AROUND)):
         return ()
-    templates = templates or [Template(*p) for p in patterns.PATTERNS[dataset]]
+    templates = registration.REGISTERED[dataset].templates
     return tuple(i for i, t in enumerate(templates) if t.target != templates[0].target)
 
 
@@ -62,8 +63,8 @@ def excluded_templates() -> dict[str, tuple[int, ...]]:
     Single-template tasks (`{d}_type_{i}`) are left alone: evaluating one is a choice.
     """
     excluded: dict[str, tuple[int, ...]] = {}
-    for dataset, names in registration.REGISTERED.items():
-        skip = turned_around(dataset)
+    for dataset, registered in registration.REGISTERED.items():
+        names, skip = registered.tasks, turned_around(dataset)
         for n in registration.NUM_TEMPLATES_LIST:
             stem = registration.templated_task_name(dataset, n)
             chosen = tuple(i for i in skip if i < n)
