@@ -119,6 +119,13 @@ def test_metrics_and_postprocessors_are_flans(name):
     assert flan_reference.describe(spec.postprocess_fn) == OURS_FOR_FLANS.get(post, post)
 
 
+def test_templated_tasks_keep_the_postprocessor_flan_leaves_off():
+    # FLAN registers {d}_10templates with metric_fns but no postprocess_fn (README: a
+    # deliberate difference); ours score like {d}_type_{i}.
+    assert {facts["templated_postprocess_fn"] for facts in FLAN_DATASETS.values()} == {None}
+    assert seqio.get_mixture_or_task("squad_v1_10templates").postprocessor is not None
+
+
 def test_registered_tasks_carry_the_specs_scoring():
     for name in ("squad_v1", "multirc", "common_gen", "cb"):
         spec = datasets.DATASETS[name]

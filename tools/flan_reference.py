@@ -11,7 +11,8 @@ output:
 
   commit, later_commit     the 2021 release (3770e83) and the later commit read for pins
   datasets                 per TASK_CONFIGS entry of the 2021 release: tfds_name, splits,
-                           metric_fns and postprocess_fn (described by `describe`), and
+                           metric_fns and postprocess_fn (described by `describe`), the
+                           postprocess_fn of its `{name}_10templates` task, and
                            later_tfds_name, the TFDS pin at the later commit (FLAN's
                            2022-23 fixes for data that no longer builds)
   task_names               every task name the 2021 release registers
@@ -92,6 +93,9 @@ def _extract() -> dict[str, Any]:
             "splits": source.tfds_dataset._split_map,  # pylint: disable=protected-access
             "metric_fns": [describe(f) for f in config.metric_fns],
             "postprocess_fn": describe(config.postprocess_fn),
+            # FLAN's round-robin training tasks, which its eval mixtures also hold.
+            "templated_postprocess_fn": describe(
+                seqio.get_mixture_or_task(f"{name}_10templates").postprocessor),
         }
     return {
         "datasets": datasets,
