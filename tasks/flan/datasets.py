@@ -649,7 +649,7 @@ DATASETS: dict[str, DatasetSpec] = {
     # --- reading comprehension with commonsense ---------------------------------------------
     # FLAN names deduplicate_metric(squad), whose grouping cannot read t5_post.qa's answer
     # lists (it raises); each of our ReCoRD examples is one query, so squad over every
-    # answer is what it sets out to compute (DIFFERENCES).
+    # answer is what it sets out to compute (README, "Fidelity to FLAN").
     "record": DatasetSpec("super_glue/record:1.0.2", _dev_from_train(),
                           ("passage", "query", "answer"), _record, options=(), **_SQUAD),
     "cosmos_qa": DatasetSpec(
