@@ -292,6 +292,22 @@ def test_samsum_removes_tags_greedily_as_flan():
     assert _text(out["dialogue"]) == "Ann:  \nBob: ok"
 
 
+def test_winogrande_splits_at_the_blank_as_flan():
+    [out] = _fields("winogrande", [{"sentence": "Ann gave Bob _ book because _ was kind.",
+                                    "option1": "Ann", "option2": "Bob", "label": 1}])
+    assert _text(out["context"]) == "Ann gave Bob "  # unstripped, as FLAN's
+    assert [_text(o) for o in out["options"]] == ["Ann book because ", "Bob book because "]
+    assert _text(out["answer"]) == "Bob book because "
+
+
+def test_gigaword_filter_as_flan():
+    rows = [{"document": d, "summary": s} for d, s in
+            (("a UNK b", "s"), ("tag #x", "s"), ("ends UN", "K starts"), ("clean", "s"),
+             ("line\nUNK", "s"))]
+    kept = [_text(o["text"]) for row in rows for o in _fields("gigaword", [row])]
+    assert kept == ["clean", "line\nUNK"]  # RE2's "." does not cross the newline
+
+
 def test_qqp_replaces_doubled_quotes():
     [out] = _fields("glue_qqp", [{"question1": 'What is ""AI""?', "question2": "x",
                                   "label": 1, "idx": 0}])

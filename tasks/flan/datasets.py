@@ -224,10 +224,11 @@ def _arc(ex):
 
 
 def _winogrande(ex):
-    parts = tf.concat([tf.strings.split(ex["sentence"], "_", maxsplit=1), ["", ""]], 0)
+    # FLAN's: the text before the first "_" is the context (unstripped), the text between
+    # the first and a second "_" ends each option.
+    parts = tf.concat([tf.strings.split(ex["sentence"], "_"), ["", ""]], 0)
     options = tf.stack([ex["option1"] + parts[1], ex["option2"] + parts[1]])
-    return {"context": tf.strings.strip(parts[0]), "options": options,
-            "answer": _pick(options, ex["label"])}
+    return {"context": parts[0], "options": options, "answer": _pick(options, ex["label"])}
 
 
 def _story_cloze(ex):
@@ -427,6 +428,14 @@ def _label_in(endings_key: str, offset: int = 0):
     return keep
 
 
+def _gigaword_clean(ex):
+    # FLAN's filter: document and summary joined without a separator; RE2's "." stops at
+    # newlines, so only single-line text with "UNK" or "#" is dropped.
+    text = ex["document"] + ex["summary"]
+    return tf.logical_not(tf.logical_or(tf.strings.regex_full_match(text, ".*UNK.*"),
+                                        tf.strings.regex_full_match(text, ".*#.*")))
+
+
 def _has_label(ex):
     return ex["label"] >= 0
 
@@ -442,8 +451,7 @@ DATASETS: dict[str, DatasetSpec] = {
     "gigaword": DatasetSpec(
         "gigaword:1.2.0", _official(), ("text", "summary"), _rename(text="document",
                                                                     summary="summary"),
-        keep=lambda ex: tf.logical_not(tf.strings.regex_full_match(
-            ex["document"] + " " + ex["summary"], r"(?s).*(UNK|#).*")), **_ROUGE),
+        keep=_gigaword_clean, **_ROUGE),
     "multi_news": DatasetSpec(
         "multi_news:2.1.0", _official(), ("text", "summary"),
         _rename(text="document", summary="summary"), **_ROUGE),
