@@ -386,3 +386,33 @@ def test_few_shot_scoring_rows():
         assert (_text(f["targets"]), bool(f["is_correct"])) == (_text(z["targets"]),
                                                                  bool(z["is_correct"]))
     assert sum(bool(r["is_correct"]) for r in few) == 4
+
+
+# --- Field mappings on the same random examples as FLAN's code ------------------------------
+
+MOCKED = sorted(n for n in datasets.DATASETS if FLAN_DATASETS[n]["mock"] is not None)
+# FLAN's STS-B "answer" is the float score (its templates read "answer_str"); ours the text.
+NOT_COMPARED = {("stsb", "answer")}
+
+
+@pytest.mark.parametrize("name", MOCKED)
+def test_answers_and_options_equal_flans_on_mock_data(name):
+    spec = datasets.DATASETS[name]
+    with tfds.testing.mock_data(num_examples=flan_reference.MOCK_EXAMPLES):
+        source = registration.source_for(spec)
+        ds = registration._to_fields(source.get_dataset("test", shuffle=False), spec)
+        ours = list(ds.take(flan_reference.MOCK_EXAMPLES).as_numpy_iterator())
+    theirs = FLAN_DATASETS[name]["mock"]
+    assert len(ours) == len(theirs)
+    for mine, flans in zip(ours, theirs):
+        for key, value in flans.items():
+            if (name, key) in NOT_COMPARED:
+                continue
+            assert key in mine, key
+            got = mine[key]
+            got = [_text(v) for v in got] if isinstance(value, list) else _text(got)
+            assert got == value, key
+
+
+def test_most_datasets_are_compared_on_mock_data():
+    assert len(MOCKED) >= 60

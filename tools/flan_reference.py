@@ -14,7 +14,9 @@ output:
                            metric_fns and postprocess_fn (described by `describe`), the
                            postprocess_fn of its `{name}_10templates` task, and
                            later_tfds_name, the TFDS pin at the later commit (FLAN's
-                           2022-23 fixes for data that no longer builds)
+                           2022-23 fixes for data that no longer builds), and mock: FLAN's
+                           "answer" / "answers" / "options" of the first tfds mock examples
+                           (mock_tfds_name: the version they were drawn from)
   task_names               every task name the 2021 release registers
   mixtures                 every mixture of the 2021 release -> its sorted task names
 
@@ -67,7 +69,7 @@ def _value(v: Any) -> str:
     return repr(v)
 
 
-def _extract() -> dict[str, Any]:
+def _extract(with_mock: bool) -> dict[str, Any]:
     """Runs inside a fresh interpreter whose sys.path starts with FLAN's checkout."""
     import seqio  # pylint: disable=g-import-not-at-top
 
@@ -97,6 +99,8 @@ def _extract() -> dict[str, Any]:
             "templated_postprocess_fn": describe(
                 seqio.get_mixture_or_task(f"{name}_10templates").postprocessor),
         }
+    if with_mock:
+        _add_mock_fields(flan_tasks, datasets)
     return {
         "datasets": datasets,
         "task_names": sorted(seqio.TaskRegistry.names()),
@@ -105,7 +109,59 @@ def _extract() -> dict[str, Any]:
     }
 
 
-def _read_commit(flan_repo: str, commit: str) -> dict[str, Any]:
+MOCK_EXAMPLES = 3
+MOCK_FIELDS = ("answer", "answers", "options")
+
+
+def _add_mock_fields(flan_tasks, datasets: dict[str, Any]) -> None:
+    """datasets[name]["mock"]: FLAN's "answer"/"answers"/"options" on tfds mock examples.
+
+    FLAN's own preprocessors run on tfds.testing.mock_data's examples of the "test" split
+    (random but reproducible), so tests can compare our field mappings with FLAN's example
+    by example. None where FLAN's preprocessors fail on random data (e.g. a label that
+    indexes no option).
+    """
+    import seqio  # pylint: disable=g-import-not-at-top
+    import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+
+    def text(v):
+        if isinstance(v, bytes):
+            return v.decode("utf-8")
+        if hasattr(v, "tolist"):
+            return text(v.tolist())
+        if isinstance(v, list):
+            return [text(x) for x in v]
+        return v
+
+    def rows(source, preprocessors):
+        with tfds.testing.mock_data(num_examples=MOCK_EXAMPLES):
+            ds = source.get_dataset("test", shuffle=False)
+            for step in preprocessors:
+                ds = seqio.utils.add_kwargs_to_transform(
+                    step, output_features={}, sequence_length=None)(ds)
+            return list(ds.take(MOCK_EXAMPLES).as_numpy_iterator())
+
+    for name, config in flan_tasks.TASK_CONFIGS.items():
+        facts = datasets[name]
+        facts["mock"] = facts["mock_tfds_name"] = None
+        source = config.source
+        try:
+            found = rows(source, config.preprocessors)
+        except Exception:  # pylint: disable=broad-except  (an old version, or random data)
+            # FLAN's code on the version this TFDS builds, where FLAN's is gone.
+            base = source.tfds_dataset.name.split(":")[0]
+            try:
+                builder = tfds.builder_cls(base.split("/")[0])
+                source = seqio.TfdsDataSource(f"{base}:{builder.VERSION}",
+                                              splits=source.tfds_dataset._split_map)
+                found = rows(source, config.preprocessors)
+            except Exception:  # pylint: disable=broad-except
+                continue
+        facts["mock_tfds_name"] = source.tfds_dataset.name
+        facts["mock"] = [{k: text(r[k]) for k in MOCK_FIELDS if k in r} for r in found]
+
+
+def _read_commit(flan_repo: str, commit: str, with_mock: bool) -> dict[str, Any]:
     sha = subprocess.run(["git", "-C", flan_repo, "rev-parse", commit], check=True,
                          capture_output=True, text=True).stdout.strip()
     with tempfile.TemporaryDirectory() as tmp:
@@ -120,7 +176,7 @@ def _read_commit(flan_repo: str, commit: str) -> dict[str, Any]:
                    PYTHONPATH=os.pathsep.join([tmp, os.path.dirname(os.path.abspath(__file__))]))
         out = subprocess.run([sys.executable, "-c",
                               "import json, flan_reference; "
-                              "print(json.dumps(flan_reference._extract()))"],
+                              f"print(json.dumps(flan_reference._extract({with_mock})))"],
                              capture_output=True, text=True, env=env, cwd=tmp)
         if out.returncode:
             raise RuntimeError(f"importing FLAN at {sha} failed:\n{out.stderr[-3000:]}")
@@ -130,8 +186,8 @@ def _read_commit(flan_repo: str, commit: str) -> dict[str, Any]:
 
 
 def build(flan_repo: str) -> dict[str, Any]:
-    release = _read_commit(flan_repo, RELEASE_2021)
-    later = _read_commit(flan_repo, LATER_PIN)
+    release = _read_commit(flan_repo, RELEASE_2021, with_mock=True)
+    later = _read_commit(flan_repo, LATER_PIN, with_mock=False)
     for name, facts in release["datasets"].items():
         facts["later_tfds_name"] = later["datasets"].get(name, {}).get("tfds_name")
     return {"commit": release["commit"], "later_commit": later["commit"],

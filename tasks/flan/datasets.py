@@ -268,8 +268,8 @@ def _stsb(ex):
 
 def _sentiment140(ex):
     # Polarity 0 negative, 2 neutral, 4 positive. FLAN keeps every tweet: the neutral
-    # ones (test split only) count as negative.
-    positive = ex["polarity"] >= 3
+    # ones (test split only) count as negative; 3 and 4 are positive.
+    positive = tf.logical_or(tf.equal(ex["polarity"], 3), tf.equal(ex["polarity"], 4))
     return {"text": ex["text"], "options": tf.constant(_POLARITY),
             "answer": tf.where(positive, _POLARITY[1], _POLARITY[0])}
 
