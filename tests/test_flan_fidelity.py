@@ -300,6 +300,12 @@ def test_winogrande_splits_at_the_blank_as_flan():
     assert _text(out["answer"]) == "Bob book because "
 
 
+def test_story_cloze_label_counts_from_one():
+    [out] = _fields("story_cloze", [{"context": "c", "endings": ["first", "second"],
+                                     "label": 2}])
+    assert _text(out["answer"]) == "second"  # FLAN: options[label - 1]
+
+
 def test_gigaword_filter_as_flan():
     rows = [{"document": d, "summary": s} for d, s in
             (("a UNK b", "s"), ("tag #x", "s"), ("ends UN", "K starts"), ("clean", "s"),
