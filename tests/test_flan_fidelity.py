@@ -100,6 +100,29 @@ def test_tfds_version_builds_with_this_tfds(name):
     assert version in versions, f"{name}: TFDS builds {sorted(versions)}"
 
 
+def _buildable(tfds_name: str) -> set[str]:
+    base = tfds_name.split(":")[0]
+    builder = tfds.builder_cls(base.split("/")[0])
+    config = {c.name: c for c in builder.BUILDER_CONFIGS or []}.get(
+        base.split("/")[1] if "/" in base else None)
+    if config is not None and config.version is not None:
+        return {str(config.version), *map(str, config.supported_versions or [])}
+    return {str(builder.VERSION), *map(str, builder.SUPPORTED_VERSIONS)}
+
+
+def test_version_choices_say_why():
+    for name, (flan_2021, why) in datasets.VERSION_CHOICES.items():
+        if "builds only" in why:  # FLAN's versions are gone from this TFDS
+            assert flan_2021.split(":")[1] not in _buildable(flan_2021), name
+            later = FLAN_DATASETS[name]["later_tfds_name"]
+            if ":" in later and later != datasets.DATASETS[name].tfds_name:
+                assert later.split(":")[1] not in _buildable(later), name
+    # FLAN's later xsum is Hugging Face's copy; we keep FLAN 2021's, which TFDS still builds.
+    assert FLAN_DATASETS["xsum"]["later_tfds_name"] == "huggingface:xsum"
+    assert datasets.DATASETS["xsum"].tfds_name == FLAN_DATASETS["xsum"]["tfds_name"]
+    assert "1.0.0" in _buildable("xsum:1.0.0")
+
+
 @pytest.mark.parametrize("name", sorted(datasets.DATASETS))
 def test_metrics_and_postprocessors_are_flans(name):
     spec = datasets.DATASETS[name]
@@ -237,6 +260,14 @@ def test_quac_scores_characters_as_flan_unless_fixed():
     targets = [fixed.postprocess_fn(target, is_target=True)]
     assert fixed.metric_fns[0](targets, [prediction])["em"] == 0.0
     assert fixed.metric_fns[0](targets, ["in 1990"])["em"] == 100.0
+
+
+def test_coqa_scores_characters_as_flan_unless_fixed():
+    target = "1. yes\n2. in the park"
+    spec, fixed = datasets.DATASETS["coqa"], datasets.specs(fix_flan_quirks=True)["coqa"]
+    assert spec.postprocess_fn is None and spec.metric_fns[0]([target], ["y"])["em"] == 100.0
+    targets = [fixed.postprocess_fn(target, is_target=True)]
+    assert fixed.metric_fns[0](targets, ["y"])["em"] == 0.0
 
 
 def test_fix_flan_quirks_switch_registers_fixed_tasks():

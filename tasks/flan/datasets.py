@@ -26,8 +26,8 @@ building: glue 2.0.0, gem 1.1.0, paws_wiki 1.1.0, hellaswag 1.1.0) where it
 has one; where neither FLAN pin builds with tensorflow-datasets 4.9.10 the
 version that does (cnn_dailymail 3.4.0, multi_news 2.1.0, winogrande 1.2.0).
 xsum keeps FLAN 2021's xsum:1.0.0 (still built by TFDS); FLAN's later
-"huggingface:xsum" carries no version, which seqio refuses. VERSION_CHOICES
-lists each of these.
+"huggingface:xsum" reads Hugging Face's copy through TFDS's community loader
+(it needs the `datasets` package). VERSION_CHOICES lists the others.
 
 Quirks: where FLAN's scoring is evidently broken we reproduce it by default
 and offer the fix (`FLAN_QUIRKS`, applied by `specs(fix_flan_quirks=True)`).
@@ -675,14 +675,14 @@ assert all(s.fields and "options" not in s.fields for s in DATASETS.values())
 
 # dataset -> (FLAN 2021's tfds_name, why ours differs). Tested against FLAN's code.
 VERSION_CHOICES: dict[str, tuple[str, str]] = {
-    **{d: (f"glue/{c}:1.0.0", "FLAN's later pin (GLUE 1.0.0's source moved)")
+    **{d: (f"glue/{c}:1.0.0", "FLAN's later pin")
        for d, c in (("glue_mrpc", "mrpc"), ("glue_qqp", "qqp"), ("stsb", "stsb"),
                     ("sst2", "sst2"), ("mnli_matched", "mnli"), ("mnli_mismatched", "mnli"),
                     ("qnli", "qnli"), ("wnli", "wnli"))},
     "cola": ("glue/cola:1.0.0", "FLAN's later pin is unversioned glue/cola: the newest, 2.0.0"),
     **{d: (f"gem/{d}:1.0.0", "FLAN's later pin (GEM 1.0.0 no longer builds)")
        for d in ("common_gen", "dart", "e2e_nlg", "web_nlg_en")},
-    "paws_wiki": ("paws_wiki:1.0.0", "FLAN's later pin"),
+    "paws_wiki": ("paws_wiki:1.0.0", "FLAN's later pin (TFDS 4.9.10 builds only 1.1.0)"),
     "hellaswag": ("hellaswag:0.0.1", "FLAN's later pin"),
     "cnn_dailymail": ("cnn_dailymail:3.1.0", "TFDS 4.9.10 builds only 3.4.0"),
     "multi_news": ("multi_news:1.0.0", "TFDS 4.9.10 builds only 2.1.0"),
