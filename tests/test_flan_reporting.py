@@ -82,6 +82,7 @@ def test_excluded_templates_cover_variants_with_those_templates():
     excluded = reporting.excluded_templates()
     assert excluded["rte_10templates"] == (8, 9)
     assert excluded["rte_10templates_two_shot"] == (8, 9)
+    assert excluded["rte_all_prompts"] == (8, 9)
     assert "rte_7templates" not in excluded and "rte_type_9" not in excluded
     assert "wmt14_enfr_10templates" not in excluded
 

@@ -58,13 +58,16 @@ def turned_around(dataset: str) -> tuple[int, ...]:
 
 def excluded_templates() -> dict[str, tuple[int, ...]]:
     """Task -> turned-around template indices, for the round-robin `{d}_{N}templates` tasks
-    (and their few-shot variants), whose examples carry their template index.
+    (and their few-shot variants) and `{d}_all_prompts`, whose examples carry their
+    template index.
 
     Single-template tasks (`{d}_type_{i}`) are left alone: evaluating one is a choice.
     """
     excluded: dict[str, tuple[int, ...]] = {}
     for dataset, registered in registration.REGISTERED.items():
         names, skip = registered.tasks, turned_around(dataset)
+        if skip and registration.all_prompts_task_name(dataset) in names:
+            excluded[registration.all_prompts_task_name(dataset)] = skip
         for n in registration.NUM_TEMPLATES_LIST:
             stem = registration.templated_task_name(dataset, n)
             chosen = tuple(i for i in skip if i < n)
