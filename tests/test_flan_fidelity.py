@@ -17,8 +17,9 @@ import tensorflow_datasets as tfds
 from t5.evaluation import metrics as t5_metrics
 
 import tasks  # noqa: F401  (registers everything)
+from flan_jax.templates import Template
 from tasks import flan
-from tasks.flan import datasets, registration, reporting
+from tasks.flan import datasets, patterns, registration, reporting
 from tasks.flan import metrics as flan_metrics
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(__file__)), "tools"))
@@ -268,6 +269,29 @@ def test_coqa_scores_characters_as_flan_unless_fixed():
     assert spec.postprocess_fn is None and spec.metric_fns[0]([target], ["y"])["em"] == 100.0
     targets = [fixed.postprocess_fn(target, is_target=True)]
     assert fixed.metric_fns[0](targets, ["y"])["em"] == 0.0
+
+
+def test_dialog_prompt_is_flans_and_off_by_default():
+    assert FLAN["formatters_end_with_dialog_prompt"]  # FLAN wraps every templated input
+    [wrapped] = registration.with_dialog_prompt([Template("{x}", "{y}")])
+    assert wrapped.render({"x": "INPUT", "y": "target"}) == (
+        FLAN["dialog_wrapped"]["inputs"], FLAN["dialog_wrapped"]["targets"])
+    raw = {"premise": "It rained.", "hypothesis": "Wet.", "label": 0, "idx": 0}
+    [plain] = _templated("rte_type_0", raw)
+    assert not _text(plain["inputs"]).endswith(registration.DIALOG_SUFFIX)  # off for T5
+    templates = [Template(*p) for p in patterns.PATTERNS["rte"]]
+    names = registration.register_flan_dataset("my_rte_dialog", templates,
+                                               datasets.DATASETS["rte"], dialog_prompt=True)
+    try:
+        [ex] = _templated("my_rte_dialog_type_0", raw)
+        assert _text(ex["inputs"]) == f"0 {_text(plain['inputs'])} X 1 FLAN"
+        assert _text(ex["targets"]) == _text(plain["targets"])
+        rows = _templated("my_rte_dialog_type_0_scoring_eval", raw)
+        assert all(_text(r["inputs"]).endswith(" X 1 FLAN") for r in rows)
+    finally:
+        for name in names:
+            seqio.TaskRegistry.remove(name)
+        registration.REGISTERED.pop("my_rte_dialog")
 
 
 def test_fix_flan_quirks_switch_registers_fixed_tasks():

@@ -17,6 +17,9 @@ output:
                            2022-23 fixes for data that no longer builds), and mock: FLAN's
                            "answer" / "answers" / "options" of the first tfds mock examples
                            (mock_tfds_name: the version they were drawn from)
+  dialog_wrapped           FLAN's dialog wrapper (reformat_with_flan_dialog_prompt) on the
+                           input "INPUT", and formatters_end_with_dialog_prompt: whether
+                           FLAN's template formatters end with it
   task_names               every task name the 2021 release registers
   mixtures                 every mixture of the 2021 release -> its sorted task names
 
@@ -99,9 +102,14 @@ def _extract(with_mock: bool) -> dict[str, Any]:
             "templated_postprocess_fn": describe(
                 seqio.get_mixture_or_task(f"{name}_10templates").postprocessor),
         }
+    extra = {}
     if with_mock:
         _add_mock_fields(flan_tasks, datasets)
+        extra["dialog_wrapped"] = _dialog_wrapped("INPUT")
+        # FLAN's formatters, the templated (get_flan_formatter) and the round-robin ones.
+        extra["formatters_end_with_dialog_prompt"] = _formatters_end_with_dialog_prompt()
     return {
+        **extra,
         "datasets": datasets,
         "task_names": sorted(seqio.TaskRegistry.names()),
         "mixtures": {name: sorted(t.name for t in seqio.get_mixture_or_task(name).tasks)
@@ -161,6 +169,24 @@ def _add_mock_fields(flan_tasks, datasets: dict[str, Any]) -> None:
         facts["mock"] = [{k: text(r[k]) for k in MOCK_FIELDS if k in r} for r in found]
 
 
+def _dialog_wrapped(text: str) -> dict[str, str]:
+    """FLAN's reformat_with_flan_dialog_prompt (the last step of its formatters) on `text`."""
+    import tensorflow as tf  # pylint: disable=g-import-not-at-top
+    from flan import preprocessors as flan_preprocessors  # pylint: disable=g-import-not-at-top
+
+    ds = tf.data.Dataset.from_tensors({"inputs": text, "targets": "target"})
+    out = next(flan_preprocessors.reformat_with_flan_dialog_prompt(ds).as_numpy_iterator())
+    return {k: v.decode("utf-8") for k, v in out.items()}
+
+
+def _formatters_end_with_dialog_prompt() -> bool:
+    from flan import preprocessors as flan_preprocessors  # pylint: disable=g-import-not-at-top
+
+    wrapper = flan_preprocessors.reformat_with_flan_dialog_prompt
+    return (flan_preprocessors.get_flan_formatter("{a}", "{b}")[-1] is wrapper
+            and flan_preprocessors.get_batch_flan_formatter([("{a}", "{b}")])[-1] is wrapper)
+
+
 def _read_commit(flan_repo: str, commit: str, with_mock: bool) -> dict[str, Any]:
     sha = subprocess.run(["git", "-C", flan_repo, "rev-parse", commit], check=True,
                          capture_output=True, text=True).stdout.strip()
@@ -191,6 +217,8 @@ def build(flan_repo: str) -> dict[str, Any]:
     for name, facts in release["datasets"].items():
         facts["later_tfds_name"] = later["datasets"].get(name, {}).get("tfds_name")
     return {"commit": release["commit"], "later_commit": later["commit"],
+            "dialog_wrapped": release["dialog_wrapped"],
+            "formatters_end_with_dialog_prompt": release["formatters_end_with_dialog_prompt"],
             "datasets": release["datasets"], "task_names": release["task_names"],
             "mixtures": release["mixtures"]}
 

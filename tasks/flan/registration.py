@@ -235,6 +235,17 @@ def _add_task(name: str, source: seqio.DataSource, field_preprocessors: Sequence
                            metric_fns=list(metric_fns))
 
 
+# FLAN's formatters end with reformat_with_flan_dialog_prompt: every input (templated,
+# scoring, few-shot) is wrapped in LaMDA-PT's dialog markers. Off by default for T5 models,
+# which were not pre-trained on that dialog format (README, "Fidelity to FLAN").
+DIALOG_PREFIX, DIALOG_SUFFIX = "0 ", " X 1 FLAN"
+
+
+def with_dialog_prompt(templates: Sequence[Template]) -> list[Template]:
+    """The templates with FLAN's dialog wrapper around their inputs: "0 {input} X 1 FLAN"."""
+    return [Template(DIALOG_PREFIX + t.input + DIALOG_SUFFIX, t.target) for t in templates]
+
+
 def without_options(template: Template) -> Template:
     """The template with its `{options_}` slot removed (FLAN's `_no_options` scoring)."""
     slot = "{" + templates_lib.OPTIONS_SLOT + "}"
@@ -253,10 +264,12 @@ def register_dataset_tasks(
     postprocess_fn=None,
     metric_fns: Sequence[Callable] = (t5_metrics.accuracy,),
     eval_fields: Sequence[str] = (),
+    dialog_prompt: bool = False,
 ) -> list[str]:
     """Registers every FLAN task variant of one dataset; returns the task names.
 
     eval_fields: raw fields kept on templated examples for `postprocess_fn`.
+    dialog_prompt: wrap every input in FLAN's dialog markers (`with_dialog_prompt`).
 
     Raises:
       ValueError: a template uses a field the dataset does not provide
@@ -272,34 +285,33 @@ def register_dataset_tasks(
     common = dict(postprocess_fn=postprocess_fn, metric_fns=metric_fns, eval_fields=eval_fields)
     names = []
 
-    def add_with_shots(name, chosen):
+    def add(name, chosen, **kwargs):
+        names.append(name)
+        _add_task(name, source, field_preprocessors,
+                  with_dialog_prompt(chosen) if dialog_prompt else chosen, **kwargs)
+
+    def add_with_shots(name, chosen, **kwargs):
         for suffix, shots in [("", 0), *SHOTS.items()]:
-            names.append(name + suffix)
-            _add_task(names[-1], source, field_preprocessors, chosen, shots=shots, **common)
+            add(name + suffix, chosen, shots=shots, **kwargs)
 
     for n in NUM_TEMPLATES_LIST:
         if n <= len(templates):
-            add_with_shots(templated_task_name(dataset, n), templates[:n])
+            add_with_shots(templated_task_name(dataset, n), templates[:n], **common)
     for i, template in enumerate(templates):
-        add_with_shots(eval_task_name(dataset, i), [template])
+        add_with_shots(eval_task_name(dataset, i), [template], **common)
         if not is_classification:
             continue
-        for suffix, shots in [("", 0), *SHOTS.items()]:
-            names.append(scoring_eval_task_name(dataset, i) + suffix)
-            _add_task(names[-1], source, field_preprocessors, [template], scoring=True,
-                      shots=shots, eval_fields=eval_fields)
+        add_with_shots(scoring_eval_task_name(dataset, i), [template], scoring=True,
+                       eval_fields=eval_fields)
         for variant in NO_OPTIONS_VARIANTS:  # FLAN's baseline and FLAN runs: same tasks
-            names.append(f"{eval_task_name(dataset, i)}_{variant}")
-            _add_task(names[-1], source, field_preprocessors, [without_options(template)],
-                      scoring=True, eval_fields=eval_fields)
-    names.append(all_prompts_task_name(dataset))
-    _add_task(names[-1], source, field_preprocessors, templates, **common)
+            add(f"{eval_task_name(dataset, i)}_{variant}", [without_options(template)],
+                scoring=True, eval_fields=eval_fields)
+    add(all_prompts_task_name(dataset), templates, **common)
     ablated = {"no_template": templates_lib.no_template(templates),
                "dataset_name": templates_lib.dataset_name(
                    templates, cluster.replace("_", " ").title(), dataset)}
     for ablation, ablated_templates in ablated.items():
-        names.append(ablation_task_name(dataset, ablation))
-        _add_task(names[-1], source, field_preprocessors, ablated_templates, **common)
+        add(ablation_task_name(dataset, ablation), ablated_templates, **common)
     return names
 
 
@@ -315,7 +327,8 @@ REGISTERED: dict[str, Registered] = {}  # dataset -> its tasks and templates
 
 
 def register_flan_dataset(dataset: str, templates: Sequence[Template],
-                          spec: DatasetSpec | None = None) -> list[str]:
+                          spec: DatasetSpec | None = None,
+                          dialog_prompt: bool = False) -> list[str]:
     """Registers a collection dataset (spec from datasets.DATASETS) with `templates`."""
     spec = spec or DATASETS[dataset]
     try:
@@ -327,14 +340,15 @@ def register_flan_dataset(dataset: str, templates: Sequence[Template],
         field_preprocessors=[functools.partial(_to_fields, spec=spec)],
         available_fields=spec.available_fields, is_classification=spec.is_classification,
         cluster=cluster, postprocess_fn=spec.postprocess_fn, metric_fns=spec.metric_fns,
-        eval_fields=spec.eval_fields)
+        eval_fields=spec.eval_fields, dialog_prompt=dialog_prompt)
     REGISTERED[dataset] = Registered(tuple(names), tuple(templates))
     return names
 
 
 def register_from_patterns(patterns: Mapping[str, Sequence[tuple[str, str]]],
-                           datasets: Mapping[str, DatasetSpec] = DATASETS) -> list[str]:
-    """Registers datasets from a FLAN-style PATTERNS dict (e.g. FLAN's own, for a fork).
+                           datasets: Mapping[str, DatasetSpec] = DATASETS,
+                           dialog_prompt: bool = False) -> list[str]:
+    """Registers datasets from a PATTERNS dict in FLAN's format (our keys and field names).
 
     Keys must name specs in `datasets`; returns the registered task names.
     """
@@ -344,7 +358,7 @@ def register_from_patterns(patterns: Mapping[str, Sequence[tuple[str, str]]],
                          f"known: {sorted(datasets)}")
     names = []
     for dataset, templates in templates_lib.load_patterns(patterns).items():
-        names += register_flan_dataset(dataset, templates, datasets[dataset])
+        names += register_flan_dataset(dataset, templates, datasets[dataset], dialog_prompt)
     return names
 
 
