@@ -294,6 +294,19 @@ def test_dialog_prompt_is_flans_and_off_by_default():
         registration.REGISTERED.pop("my_rte_dialog")
 
 
+def test_dialog_prompt_switch_at_import():
+    raw = {"premise": "It rained.", "hypothesis": "Wet.", "label": 0, "idx": 0}
+    try:
+        with mock.patch.dict(os.environ, {flan.DIALOG_PROMPT_ENV: "1"}):
+            flan.register()
+        [ex] = _templated("rte_type_0", raw)
+        assert _text(ex["inputs"]).startswith("0 ") and _text(ex["inputs"]).endswith(" X 1 FLAN")
+    finally:
+        flan.register(fix_flan_quirks=False, dialog_prompt=False)
+    [ex] = _templated("rte_type_0", raw)
+    assert not _text(ex["inputs"]).endswith(" X 1 FLAN")
+
+
 def test_fix_flan_quirks_switch_registers_fixed_tasks():
     assert seqio.get_mixture_or_task("cb_type_0").postprocessor is None
     try:
