@@ -56,7 +56,7 @@ def _render_pair(
 
 
 def apply_templates(
-    dataset: tf.data.Dataset, templates: Sequence[Template]
+    dataset: tf.data.Dataset, templates: Sequence[Template], passthrough: Sequence[str] = ()
 ) -> tf.data.Dataset:
     """Formats raw examples with instruction templates, FLAN's round robin.
 
@@ -69,10 +69,13 @@ def apply_templates(
         "options", a 1-D string tensor of answer choices, for classification.
       templates: the dataset's templates; bind with functools.partial in a
         Task's preprocessor list.
+      passthrough: raw fields copied unchanged onto the formatted example, for a
+        postprocessor that reads them (e.g. every gold answer of a QA example).
 
     Returns:
-      Examples {"inputs", "targets", "template_idx"} and, when the raw example
-      had it, "options" (kept for rank-classification evaluation).
+      Examples {"inputs", "targets", "template_idx"}, the `passthrough` fields
+      and, when the raw example had it, "options" (kept for rank-classification
+      evaluation).
     """
     templates = tuple(templates)
     if not templates:
@@ -85,6 +88,7 @@ def apply_templates(
         formatted = {"inputs": inputs, "targets": targets, TEMPLATE_IDX: template_idx}
         if templates_lib.OPTIONS_FIELD in example:
             formatted[templates_lib.OPTIONS_FIELD] = example[templates_lib.OPTIONS_FIELD]
+        formatted.update({key: example[key] for key in passthrough})
         return formatted
 
     return dataset.enumerate().map(

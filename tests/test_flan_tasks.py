@@ -32,8 +32,10 @@ NUM_MOCK = 10  # one example per template of a 10-template task
 # Filters that reject every random mock row, so these are checked on hand-written
 # examples below instead: fix_punct keeps only text with punctuation and true_case
 # only text with capitals (mock text has neither); hellaswag keeps rows whose label
-# indexes an ending (mock labels are random).
-MOCK_RENDERED = sorted(set(patterns.PATTERNS) - {"fix_punct", "true_case", "hellaswag"})
+# indexes an ending (mock labels are random); ARC keeps 4-choice questions (FLAN's
+# filter; mock questions have a random number of choices).
+MOCK_RENDERED = sorted(set(patterns.PATTERNS) - {"fix_punct", "true_case", "hellaswag",
+                                                 "arc_challenge", "arc_easy"})
 # ReCoRD's answer is one of the passage's entities in real data, not in random mock data.
 ANSWER_NOT_AN_OPTION_IN_MOCK = {"record"}
 
@@ -120,7 +122,7 @@ def test_task_names_follow_flan():
             assert f"{d}_type_{i}" in names
         assert f"{d}_no_template" in names and f"{d}_dataset_name" in names
     assert "rte_type_0_scoring_eval" in names
-    assert "rte_type_9_scoring_eval" not in names  # turned around: target is no option
+    assert "rte_type_9_scoring_eval" in names  # FLAN scores every template, turned around too
     assert "xsum_type_0_scoring_eval" not in names  # generation
     assert set(patterns.PATTERNS) == set(datasets.DATASETS)  # every dataset is templated
 
@@ -165,17 +167,24 @@ def test_templated_tasks_render(mock_tfds, dataset):
         f"{dataset}: round robin covered only templates {sorted(seen)}")
 
 
-def test_train_split_is_capped_at_30k():
-    source = seqio.get_mixture_or_task("rte_10templates").source
-    assert datasets.DATASETS["rte"].splits == {
-        "train": "train[:-200]", "validation": "train[-200:]", "test": "validation"}
-    big = tf.data.Dataset.range(datasets.MAX_TRAIN_EXAMPLES + 500)
-    with mock.patch.object(seqio.TfdsDataSource, "get_dataset", return_value=big):
-        assert source.get_dataset("train").cardinality() == datasets.MAX_TRAIN_EXAMPLES
-        assert source.get_dataset("validation").cardinality() == big.cardinality()
+def test_train_subset_is_flans_fixed_slice():
+    # FLAN reads the first 30,000 training examples, a fixed slice: TFDS is asked for
+    # exactly that split string, so every epoch and host sees the same examples.
+    source = seqio.get_mixture_or_task("squad_v1_10templates").source
+    asked = []
+
+    def as_dataset(split, **kwargs):  # what seqio's read-only loader calls
+        asked.append(split)
+        return tf.data.Dataset.range(3)
+
+    builder = mock.Mock(as_dataset=mock.Mock(side_effect=as_dataset))
+    with mock.patch.object(seqio.utils.LazyTfdsLoader, "builder", new_callable=mock.PropertyMock,
+                           return_value=builder):
+        assert source.get_dataset("train", shuffle=False).cardinality() == 3  # no take()
+        source.get_dataset("validation", shuffle=False)
+    assert asked == ["train[:30000]", "train[-200:]"]
     with mock.patch.object(seqio.TfdsDataSource, "num_input_examples", return_value=400_000):
-        assert source.num_input_examples("train") == datasets.MAX_TRAIN_EXAMPLES
-        assert source.num_input_examples("test") == 400_000
+        assert source.num_input_examples("train") == 400_000  # no second cap on top
 
 
 def test_missing_tfds_data_says_how_to_prepare(tmp_path):

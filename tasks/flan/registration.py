@@ -9,39 +9,36 @@ Per templated dataset `d` (its templates t_0..t_9):
                                  few-shot variants of the two above (exemplars
                                  from train, pruned to the input length)
   d_type_{i}_scoring_eval        rank classification with template i: one
-                                 (inputs, option) row per answer choice
-                                 (classification datasets, templates that ask
-                                 for the answer)
+                                 (inputs, option) row per answer choice, correct
+                                 where the option is the gold answer (every
+                                 template of a classification dataset, as FLAN),
+                                 and its few-shot variants
+  d_type_{i}_score_eval_no_options, d_type_{i}_score_flan_no_options
+                                 the same without the options in the input
+  d_all_prompts                  every template round robin (FLAN's older name)
   d_no_template, d_dataset_name  the paper's two instruction ablations
                                  (flan_jax.templates.no_template / dataset_name)
 
-Mixtures (`{split}_train` examples-proportional with each dataset capped at
-MIXING_CAP = 3,000; `{split}_eval` uncapped):
-
-  flan_inter_cluster_split_{idx}_{N}templates[{shot suffix}]_{train,eval}
-                                 hold out cluster idx of clusters.CLUSTERS
-  flan_inter_cluster_split_{idx}_{no_template,dataset_name}_train
-                                 the same training clusters, instructions ablated
-  flan_all_overlap_{N}templates_{train,eval}
-  flan_superglue_split_{N}templates_{train,eval}          (templates ablation)
-  flan_superglue_split_{N}templates_{k}train_tasks_{train,eval}  (task-count ablation)
-  flan_diversity_split{k}_{N}templates_{train,eval}       (cluster-count ablation)
+Mixtures: every split of mixtures.py (FLAN's task_splits.py) as `{split}_train`
+(examples-proportional, each dataset capped at MIXING_CAP = 3,000) and
+`{split}_eval` (uncapped).
 
 Registration builds seqio objects only: no TFDS builder is created and
 nothing is read until a dataset is requested.
 """
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import logging
-import random
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import seqio
 import tensorflow as tf
 import tensorflow_datasets as tfds
 from t5.data import postprocessors as t5_post
+from t5.data import preprocessors as t5_preprocessors
 from t5.evaluation import metrics as t5_metrics
 
 from flan_jax import preprocessors
@@ -49,16 +46,11 @@ from flan_jax import templates as templates_lib
 from flan_jax import vocabularies
 from flan_jax.templates import Template
 from tasks.flan import clusters as clusters_lib
-from tasks.flan.datasets import DATASETS, MAX_TRAIN_EXAMPLES, DatasetSpec
+from tasks.flan import mixtures as mixtures_lib
+from tasks.flan.datasets import DATASETS, DatasetSpec
+from tasks.flan.mixtures import ABLATIONS, NUM_TEMPLATES_LIST, SHOTS  # noqa: F401
 
-NUM_TEMPLATES_LIST = (1, 2, 4, 7, 10)
 MIXING_CAP = 3000
-NUM_TRAIN_TASKS_LIST = (5, 10, 15, 20, 25, 30, 35, 40, 45, 50, 55)  # task-count ablation
-
-# FLAN's few-shot variants: task-name suffix -> number of exemplars (multi: as many
-# of 16 as fit the input length).
-SHOTS: dict[str, int] = {"_one_shot": 1, "_two_shot": 2, "_three_shot": 3, "_five_shot": 5,
-                         "_ten_shot": 10, "_multi_shot": 16}
 SHOT_SEPARATOR = "\n\n"  # between exemplars, and between an exemplar's input and target
 
 OUTPUT_FEATURES: dict[str, seqio.Feature] = {
@@ -87,54 +79,51 @@ def scoring_eval_task_name(dataset: str, template_idx: int) -> str:
     return f"{dataset}_type_{template_idx}_scoring_eval"
 
 
+def all_prompts_task_name(dataset: str) -> str:
+    return f"{dataset}_all_prompts"  # every template, round robin (FLAN's older name)
+
+
+# Rank classification with the `{options_}` slot removed from the input: FLAN registers
+# the same task under two names (for its baseline and for FLAN runs).
+NO_OPTIONS_VARIANTS = ("score_eval_no_options", "score_flan_no_options")
+
+
 def ablation_task_name(dataset: str, ablation: str) -> str:
     return f"{dataset}_{ablation}"  # ablation: "no_template" or "dataset_name"
 
 
-def inter_cluster_split_name(idx: int, variant: str) -> str:
-    """FLAN's name stem; variant is "{N}templates", "no_template" or "dataset_name"."""
-    return f"flan_inter_cluster_split_{idx}_{variant}"
-
-
-ABLATIONS = ("no_template", "dataset_name")
 
 # ---------------------------------------------------------------------------
 # Data source: TFDS with the 30k training cap and a useful error when absent.
 
 
 class FlanTfdsSource(seqio.TfdsDataSource):
-    """TfdsDataSource whose train split holds at most MAX_TRAIN_EXAMPLES examples.
+    """TfdsDataSource that says how to prepare a dataset that is not there.
 
-    The cap is a `take` after reading, so a dataset's dev split carved from the
-    end of train ("train[-200:]") never overlaps the first 30,000.
+    The splits are FLAN's slices (datasets.py), so the training subset is the same
+    fixed first 30,000 examples on every epoch and host (seqio shards the slice).
     """
 
     def get_dataset(self, split=None, shuffle=True, seed=None, shard_info=None, **kwargs):
         try:
-            ds = super().get_dataset(split, shuffle=shuffle, seed=seed, shard_info=shard_info,
-                                     **kwargs)
+            return super().get_dataset(split, shuffle=shuffle, seed=seed, shard_info=shard_info,
+                                       **kwargs)
         except (AssertionError, FileNotFoundError, tfds.core.registered.DatasetNotFoundError,
                 tf.errors.NotFoundError) as e:
             raise RuntimeError(
                 f"TFDS dataset {self.tfds_dataset.name!r} is not available in data_dir "
                 f"{self.tfds_dataset.data_dir or tfds.core.constants.DATA_DIR!r}: {e}\n"
                 + PREPARE_HINT.format(name=self.tfds_dataset.name)) from e
-        if split in (None, "train"):
-            # Each of n shards (hosts) takes its share, so the whole stays near 30k.
-            shards = shard_info.num_shards if shard_info else 1
-            ds = ds.take(-(-MAX_TRAIN_EXAMPLES // shards))
-        return ds
 
     def num_input_examples(self, split: str) -> int | None:
         try:
-            n = super().num_input_examples(split)
+            return super().num_input_examples(split)
         except KeyError:
             # No split metadata: the dataset is unprepared (get_dataset then raises with
             # PREPARE_HINT) or mocked by tfds.testing.mock_data. Unknown either way.
             name = self.tfds_dataset.name
             logging.warning("%s: no split sizes. %s", name, PREPARE_HINT.format(name=name))
             return None
-        return min(n, MAX_TRAIN_EXAMPLES) if (n is not None and split == "train") else n
 
 
 def _to_fields(dataset: tf.data.Dataset, spec: DatasetSpec) -> tf.data.Dataset:
@@ -189,21 +178,52 @@ def fewshot_format(dataset: tf.data.Dataset, output_features=None,
 # Tasks.
 
 
+def rank_classification_from_answer(dataset: tf.data.Dataset) -> tf.data.Dataset:
+    """FLAN's scoring rows: one per option, correct where the option is the gold answer.
+
+    Input: templated examples with "inputs", "options", "answer" (and, where a dataset has
+    several gold answers, "answers": any of them is correct, e.g. ReCoRD). As in FLAN, the
+    template's target plays no part, so turned-around templates get scoring tasks too
+    (scoring the options after a turned-around input), and an example whose answer is no
+    option keeps its rows, none of them correct. Output as
+    flan_jax.preprocessors.rank_classification_expand: "inputs", "targets" (the option),
+    "is_correct", "idx" [example, option], "template_idx".
+    """
+    options = templates_lib.OPTIONS_FIELD
+
+    def is_correct(ex):
+        if "answers" in ex:
+            return tf.reduce_any(tf.equal(ex[options][:, None], ex["answers"][None, :]), axis=1)
+        return tf.equal(ex[options], ex["answer"])
+
+    return t5_preprocessors.rank_classification(
+        dataset,
+        inputs_fn=lambda ex: tf.fill(tf.shape(ex[options]), ex["inputs"]),
+        targets_fn=lambda ex: ex[options], is_correct_fn=is_correct, mode="eval",
+        passthrough_feature_keys=[preprocessors.TEMPLATE_IDX])
+
+
 def _add_task(name: str, source: seqio.DataSource, field_preprocessors: Sequence[Callable],
               templates: Sequence[Template], *, scoring: bool = False, shots: int = 0,
-              postprocess_fn=None, metric_fns=()) -> None:
-    templating = [*field_preprocessors,
-                  functools.partial(preprocessors.apply_templates, templates=tuple(templates))]
+              postprocess_fn=None, metric_fns=(), eval_fields: Sequence[str] = ()) -> None:
+    if scoring:  # the gold answer(s) decide which option rows are correct
+        eval_fields = ("answer", *(f for f in eval_fields if f == "answers"))
+
+    def templating(passthrough=tuple(eval_fields)):
+        return [*field_preprocessors,
+                functools.partial(preprocessors.apply_templates, templates=tuple(templates),
+                                  passthrough=passthrough)]
     if shots:
-        # Exemplars come from train, templated like the eval example.
+        # Exemplars come from train, templated like the eval example (without the eval
+        # fields: exemplars are batched, and e.g. answer lists differ in length).
         source = seqio.experimental.FewshotDataSource(
-            source, num_shots=shots, train_preprocessors=templating,
-            eval_preprocessors=templating, train_split="train")
+            source, num_shots=shots, train_preprocessors=templating(()),
+            eval_preprocessors=templating(), train_split="train")
         steps = [fewshot_format]
     else:
-        steps = list(templating)
+        steps = templating()
     if scoring:
-        steps.append(preprocessors.rank_classification_expand)
+        steps.append(rank_classification_from_answer)
         postprocess_fn, metric_fns = t5_post.rank_classification, (t5_metrics.rank_classification,)
     steps.append(seqio.preprocessors.tokenize)
     if not shots:  # exemplars are drawn afresh each pass, so few-shot data is not cacheable
@@ -215,9 +235,21 @@ def _add_task(name: str, source: seqio.DataSource, field_preprocessors: Sequence
                            metric_fns=list(metric_fns))
 
 
-def _asks_for_answer(template: Template) -> bool:
-    """Rank classification needs the options offered and the answer as target."""
-    return template.uses_options and template.target == "{answer}"
+# FLAN's formatters end with reformat_with_flan_dialog_prompt: every input (templated,
+# scoring, few-shot) is wrapped in LaMDA-PT's dialog markers. Off by default for T5 models,
+# which were not pre-trained on that dialog format (README, "Fidelity to FLAN").
+DIALOG_PREFIX, DIALOG_SUFFIX = "0 ", " X 1 FLAN"
+
+
+def with_dialog_prompt(templates: Sequence[Template]) -> list[Template]:
+    """The templates with FLAN's dialog wrapper around their inputs: "0 {input} X 1 FLAN"."""
+    return [Template(DIALOG_PREFIX + t.input + DIALOG_SUFFIX, t.target) for t in templates]
+
+
+def without_options(template: Template) -> Template:
+    """The template with its `{options_}` slot removed (FLAN's `_no_options` scoring)."""
+    slot = "{" + templates_lib.OPTIONS_SLOT + "}"
+    return Template(template.input.replace(slot, "").strip(), template.target)
 
 
 def register_dataset_tasks(
@@ -231,8 +263,13 @@ def register_dataset_tasks(
     cluster: str = "Custom",
     postprocess_fn=None,
     metric_fns: Sequence[Callable] = (t5_metrics.accuracy,),
+    eval_fields: Sequence[str] = (),
+    dialog_prompt: bool = False,
 ) -> list[str]:
     """Registers every FLAN task variant of one dataset; returns the task names.
+
+    eval_fields: raw fields kept on templated examples for `postprocess_fn`.
+    dialog_prompt: wrap every input in FLAN's dialog markers (`with_dialog_prompt`).
 
     Raises:
       ValueError: a template uses a field the dataset does not provide
@@ -240,49 +277,78 @@ def register_dataset_tasks(
     """
     templates = list(templates)
     templates_lib.validate_templates(dataset, templates, available_fields)
-    common = dict(postprocess_fn=postprocess_fn, metric_fns=metric_fns)
+    if is_classification and "answer" not in available_fields:
+        raise ValueError(
+            f"{dataset}: classification data needs an 'answer' field holding the correct "
+            f"option (rank classification marks that option correct); its fields are "
+            f"{sorted(available_fields)}. Rename the field that holds the answer to 'answer'.")
+    common = dict(postprocess_fn=postprocess_fn, metric_fns=metric_fns, eval_fields=eval_fields)
     names = []
 
-    def add_with_shots(name, chosen):
+    def add(name, chosen, **kwargs):
+        names.append(name)
+        _add_task(name, source, field_preprocessors,
+                  with_dialog_prompt(chosen) if dialog_prompt else chosen, **kwargs)
+
+    def add_with_shots(name, chosen, **kwargs):
         for suffix, shots in [("", 0), *SHOTS.items()]:
-            names.append(name + suffix)
-            _add_task(names[-1], source, field_preprocessors, chosen, shots=shots, **common)
+            add(name + suffix, chosen, shots=shots, **kwargs)
 
     for n in NUM_TEMPLATES_LIST:
         if n <= len(templates):
-            add_with_shots(templated_task_name(dataset, n), templates[:n])
+            add_with_shots(templated_task_name(dataset, n), templates[:n], **common)
     for i, template in enumerate(templates):
-        add_with_shots(eval_task_name(dataset, i), [template])
-        if is_classification and _asks_for_answer(template):
-            names.append(scoring_eval_task_name(dataset, i))
-            _add_task(names[-1], source, field_preprocessors, [template], scoring=True)
+        add_with_shots(eval_task_name(dataset, i), [template], **common)
+        if not is_classification:
+            continue
+        add_with_shots(scoring_eval_task_name(dataset, i), [template], scoring=True,
+                       eval_fields=eval_fields)
+        for variant in NO_OPTIONS_VARIANTS:  # FLAN's baseline and FLAN runs: same tasks
+            add(f"{eval_task_name(dataset, i)}_{variant}", [without_options(template)],
+                scoring=True, eval_fields=eval_fields)
+    add(all_prompts_task_name(dataset), templates, **common)
     ablated = {"no_template": templates_lib.no_template(templates),
                "dataset_name": templates_lib.dataset_name(
                    templates, cluster.replace("_", " ").title(), dataset)}
     for ablation, ablated_templates in ablated.items():
-        names.append(ablation_task_name(dataset, ablation))
-        _add_task(names[-1], source, field_preprocessors, ablated_templates, **common)
+        add(ablation_task_name(dataset, ablation), ablated_templates, **common)
     return names
 
 
+@dataclasses.dataclass(frozen=True)
+class Registered:
+    """What register_flan_dataset registered for one dataset (read by tasks.flan.reporting)."""
+
+    tasks: tuple[str, ...]
+    templates: tuple[Template, ...]
+
+
+REGISTERED: dict[str, Registered] = {}  # dataset -> its tasks and templates
+
+
 def register_flan_dataset(dataset: str, templates: Sequence[Template],
-                          spec: DatasetSpec | None = None) -> list[str]:
+                          spec: DatasetSpec | None = None,
+                          dialog_prompt: bool = False) -> list[str]:
     """Registers a collection dataset (spec from datasets.DATASETS) with `templates`."""
     spec = spec or DATASETS[dataset]
     try:
         cluster = clusters_lib.cluster_of(dataset)
     except KeyError:
         cluster = "Custom"
-    return register_dataset_tasks(
+    names = register_dataset_tasks(
         dataset, templates, source=source_for(spec),
         field_preprocessors=[functools.partial(_to_fields, spec=spec)],
         available_fields=spec.available_fields, is_classification=spec.is_classification,
-        cluster=cluster, postprocess_fn=spec.postprocess_fn, metric_fns=spec.metric_fns)
+        cluster=cluster, postprocess_fn=spec.postprocess_fn, metric_fns=spec.metric_fns,
+        eval_fields=spec.eval_fields, dialog_prompt=dialog_prompt)
+    REGISTERED[dataset] = Registered(tuple(names), tuple(templates))
+    return names
 
 
 def register_from_patterns(patterns: Mapping[str, Sequence[tuple[str, str]]],
-                           datasets: Mapping[str, DatasetSpec] = DATASETS) -> list[str]:
-    """Registers datasets from a FLAN-style PATTERNS dict (e.g. FLAN's own, for a fork).
+                           datasets: Mapping[str, DatasetSpec] = DATASETS,
+                           dialog_prompt: bool = False) -> list[str]:
+    """Registers datasets from a PATTERNS dict in FLAN's format (our keys and field names).
 
     Keys must name specs in `datasets`; returns the registered task names.
     """
@@ -292,7 +358,7 @@ def register_from_patterns(patterns: Mapping[str, Sequence[tuple[str, str]]],
                          f"known: {sorted(datasets)}")
     names = []
     for dataset, templates in templates_lib.load_patterns(patterns).items():
-        names += register_flan_dataset(dataset, templates, datasets[dataset])
+        names += register_flan_dataset(dataset, templates, datasets[dataset], dialog_prompt)
     return names
 
 
@@ -391,60 +457,9 @@ def _add_mixture(name: str, task_names: Sequence[str], capped: bool) -> None:
     seqio.MixtureRegistry.add(name, sorted(task_names), default_rate=rate)
 
 
-def mixture_members(templated: Iterable[str]) -> dict[str, tuple[str, ...]]:
-    """Every mixture name -> its task names, restricted to `templated` datasets.
-
-    Pure data (no seqio), so tests and tools can inspect the splits. Mixtures
-    left with no training or no evaluation task are omitted.
-    """
-    templated = set(templated)
-    members: dict[str, tuple[str, ...]] = {}
-
-    def add_split(stem: str, train: Iterable[str], test: Iterable[str], suffix: str) -> None:
-        train = [d for d in train if d in templated]
-        test = [d for d in test if d in templated]
-        if not train or not test:
-            return
-        members[f"{stem}_train"] = tuple(f"{d}_{suffix}" for d in train)
-        members[f"{stem}_eval"] = tuple(f"{d}_{suffix}" for d in test)
-
-    all_datasets = list(dict.fromkeys(d for ms in clusters_lib.CLUSTERS.values() for d in ms))
-    for n in NUM_TEMPLATES_LIST:
-        for shot_suffix in ("", *SHOTS):
-            suffix = f"{n}templates{shot_suffix}"
-            for idx, cluster in enumerate(clusters_lib.CLUSTERS):
-                train, test = clusters_lib.inter_cluster_split(cluster)
-                add_split(inter_cluster_split_name(idx, suffix), train, test, suffix)
-        suffix = f"{n}templates"
-        add_split(f"flan_all_overlap_{suffix}", all_datasets, all_datasets, suffix)
-        superglue_train = [d for d in all_datasets if d not in clusters_lib.SUPERGLUE]
-        superglue_test = [d for d in all_datasets if d in clusters_lib.SUPERGLUE]
-        add_split(f"flan_superglue_split_{suffix}", superglue_train, superglue_test, suffix)
-        # Cluster-count ablation: the first k training clusters, round robin over them.
-        test = [d for c in clusters_lib.DIVERSITY_TEST_CLUSTERS for d in clusters_lib.CLUSTERS[c]]
-        for k in range(1, len(clusters_lib.DIVERSITY_TRAIN_ORDER)):
-            chosen = [clusters_lib.CLUSTERS[c] for c in clusters_lib.DIVERSITY_TRAIN_ORDER[:k]]
-            train = [d for ms in chosen for d in ms]
-            add_split(f"flan_diversity_split{k}_{suffix}", train, test, suffix)
-    # Task-count ablation (10 templates): a fixed shuffle, the first k templated ones.
-    shuffled = [d for d in all_datasets if d not in clusters_lib.SUPERGLUE and d in templated]
-    random.Random(42).shuffle(shuffled)
-    for k in NUM_TRAIN_TASKS_LIST:
-        if k <= len(shuffled):
-            add_split(f"flan_superglue_split_10templates_{k}train_tasks", shuffled[:k],
-                      clusters_lib.SUPERGLUE, "10templates")
-    # Instruction ablations: held-out training mixtures without instructions.
-    for ablation in ABLATIONS:
-        for idx, cluster in enumerate(clusters_lib.CLUSTERS):
-            train, test = clusters_lib.inter_cluster_split(cluster)
-            stem = inter_cluster_split_name(idx, ablation)
-            add_split(stem, train, test, ablation)
-            members.pop(f"{stem}_eval", None)  # evaluate with instructions (the Ntemplates eval)
-    return members
-
-
 def register_mixtures(templated: Iterable[str]) -> dict[str, tuple[str, ...]]:
-    members = mixture_members(templated)
+    """Registers mixtures.mixture_members(templated); returns them."""
+    members = mixtures_lib.mixture_members(templated)
     for name, task_names in members.items():
         _add_mixture(name, task_names, capped=name.endswith("_train"))
     return members

@@ -1,0 +1,77 @@
+"""How FLAN collection results are reported: the eval split and the summary's clusters.
+
+Bound in gin_configs/runs/eval.gin, so `python -m flan_jax.eval` on a FLAN eval mixture
+reports as the FLAN paper does without extra flags:
+
+  eval_split          'test' for FLAN collection tasks: FLAN's "test" mapping, the official
+                      validation / test sets (datasets.py); other tasks keep 'validation'.
+  eval_clusters       summary cluster -> FLAN task names (every registered variant of each
+                      dataset), so no FLAN task lands in the summary's cluster "other".
+  excluded_templates  task -> the turned-around templates its summary leaves out.
+
+Override either in gin as usual, e.g. --gin.EVAL_SPLIT="'validation'" for the dev carve-out.
+"""
+from __future__ import annotations
+
+import seqio
+
+from flan_jax import data
+from tasks.flan import clusters as clusters_lib
+from tasks.flan import registration
+
+FLAN_REPORTING_SPLIT = "test"
+OTHER_SPLIT = "validation"
+# Clusters whose every template asks for the answer: translation templates run both
+# directions, and both are translations FLAN reports.
+NOTHING_TURNED_AROUND = frozenset({"translation"})
+
+
+def eval_split(mixture_or_task_name: str) -> str:
+    """'test' when every task of the mixture belongs to the FLAN collection, else 'validation'."""
+    provider = data.get_mixture_or_task(mixture_or_task_name)
+    flan_tasks = {name for r in registration.REGISTERED.values() for name in r.tasks}
+    tasks = seqio.get_subtasks(provider)
+    return FLAN_REPORTING_SPLIT if all(t.name in flan_tasks for t in tasks) else OTHER_SPLIT
+
+
+def eval_clusters(paper_clusters: bool = False) -> dict[str, tuple[str, ...]]:
+    """Summary cluster -> the task names of its datasets (all registered variants).
+
+    paper_clusters: group by the paper's 12 clusters (clusters.PAPER_CLUSTERS) instead of the
+    17 clusters of FLAN's code (clusters.CLUSTERS, the held-out split indices).
+    """
+    grouping = clusters_lib.PAPER_CLUSTERS if paper_clusters else clusters_lib.CLUSTERS
+    registered = registration.REGISTERED
+    return {cluster: tuple(name for d in members if d in registered
+                           for name in registered[d].tasks)
+            for cluster, members in grouping.items()}
+
+
+def turned_around(dataset: str) -> tuple[int, ...]:
+    """Indices of `dataset`'s registered templates whose target is not template 0's (FLAN's
+    first template of every dataset asks for the answer; turned-around ones ask for an input)."""
+    if dataset in set().union(*(clusters_lib.CLUSTERS[c] for c in NOTHING_TURNED_AROUND)):
+        return ()
+    templates = registration.REGISTERED[dataset].templates
+    return tuple(i for i, t in enumerate(templates) if t.target != templates[0].target)
+
+
+def excluded_templates() -> dict[str, tuple[int, ...]]:
+    """Task -> turned-around template indices, for the round-robin `{d}_{N}templates` tasks
+    (and their few-shot variants) and `{d}_all_prompts`, whose examples carry their
+    template index.
+
+    Single-template tasks (`{d}_type_{i}`) are left alone: evaluating one is a choice.
+    """
+    excluded: dict[str, tuple[int, ...]] = {}
+    for dataset, registered in registration.REGISTERED.items():
+        names, skip = registered.tasks, turned_around(dataset)
+        if skip and registration.all_prompts_task_name(dataset) in names:
+            excluded[registration.all_prompts_task_name(dataset)] = skip
+        for n in registration.NUM_TEMPLATES_LIST:
+            stem = registration.templated_task_name(dataset, n)
+            chosen = tuple(i for i in skip if i < n)
+            if chosen:
+                excluded.update({name: chosen for name in names
+                                 if name == stem or name.startswith(stem + "_")})
+    return excluded

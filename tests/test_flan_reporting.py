@@ -1,0 +1,94 @@
+"""FLAN results as the paper reports them: the eval split and the per-cluster summary."""
+import os
+
+import gin
+import pytest
+import seqio
+
+import tasks  # noqa: F401  (registers everything)
+from flan_jax import evaluation, launch, summary
+from tasks.flan import clusters, reporting
+
+REPO = launch.REPO_ROOT
+FLAN_EVAL = "flan_inter_cluster_split_10_10templates_eval"  # entailment held out
+MINI_EVAL = "mini_flan_heldout_entailment_scoring_eval"
+
+
+@pytest.fixture
+def clean_gin():
+    gin.clear_config()
+    yield
+    gin.clear_config()
+
+
+def _eval_config(*files: str, mixture: str) -> evaluation.EvalConfig:
+    gin.add_config_file_search_path(REPO)
+    gin.parse_config_files_and_bindings(
+        [os.path.join(REPO, "gin_configs/models/t5_1_1/tiny.gin"), *files],
+        [f"MIXTURE_OR_TASK_NAME = '{mixture}'", "TASK_FEATURE_LENGTHS = {'inputs': 8}",
+         "CHECKPOINT_PATH = '/x'", "EVAL_OUTPUT_DIR = '/y'"], finalize_config=False)
+    return gin.get_configurable(evaluation.EvalConfig)()
+
+
+def test_flan_mixtures_report_on_flans_test_split():
+    assert clusters.inter_cluster_split("entailment")[1] == clusters.CLUSTERS["entailment"]
+    assert list(clusters.CLUSTERS).index("entailment") == 10
+    assert reporting.eval_split(FLAN_EVAL) == "test"
+    assert reporting.eval_split("rte_type_0_scoring_eval") == "test"
+    assert reporting.eval_split(MINI_EVAL) == "validation"
+    with pytest.raises(ValueError, match="Closest registered names"):
+        reporting.eval_split("flan_inter_cluster_split_10_10templates_evl")
+
+
+def test_eval_gin_picks_the_split_by_mixture(clean_gin):
+    run = os.path.join(REPO, "gin_configs/runs/eval.gin")
+    assert _eval_config(run, mixture=FLAN_EVAL).split == "test"
+    gin.clear_config()
+    assert _eval_config(run, mixture=MINI_EVAL).split == "validation"
+    gin.clear_config()
+    mini = os.path.join(REPO, "gin_configs/local/mini_cpu_eval.gin")
+    assert _eval_config(mini, mixture=MINI_EVAL).split == "validation"
+
+
+def test_every_flan_eval_task_has_a_cluster():
+    mapped = {t for names in reporting.eval_clusters().values() for t in names}
+    eval_mixtures = [m for m in seqio.MixtureRegistry.names()
+                     if m.startswith("flan_") and m.endswith("_eval")]
+    assert len(eval_mixtures) > 100
+    for mixture in eval_mixtures:
+        names = {t.name for t in seqio.get_mixture_or_task(mixture).tasks}
+        assert names <= mapped, mixture
+    paper = reporting.eval_clusters(paper_clusters=True)
+    assert "rte_10templates" in paper["natural_language_inference"]
+    assert "rte_10templates" in reporting.eval_clusters()["entailment"]
+
+
+def test_flan_summary_uses_the_collection_clusters_and_skips_turned_around():
+    per_template = {"rte_10templates": {i: {"accuracy": float(10 * i)} for i in range(10)},
+                    "cb_10templates": {i: {"accuracy": 50.0} for i in range(10)},
+                    "wmt16_translate_deen_10templates": {i: {"bleu": 20.0} for i in range(10)}}
+    table = summary.summarize(per_template, reporting.eval_clusters(),
+                              reporting.excluded_templates())
+    rows = {r.task: r for r in table.tasks}
+    assert rows["rte_10templates"].cluster == "entailment"
+    assert rows["rte_10templates"].num_templates == 8  # templates 8 and 9 are turned around
+    assert rows["rte_10templates"].best == 70.0 and rows["rte_10templates"].average == 35.0
+    assert rows["wmt16_translate_deen_10templates"].num_templates == 10  # both directions
+    assert rows["wmt16_translate_deen_10templates"].cluster == "translation"
+    assert {c.cluster for c in table.clusters} == {"entailment", "translation"}
+
+
+def test_excluded_templates_cover_variants_with_those_templates():
+    excluded = reporting.excluded_templates()
+    assert excluded["rte_10templates"] == (8, 9)
+    assert excluded["rte_10templates_two_shot"] == (8, 9)
+    assert excluded["rte_all_prompts"] == (8, 9)
+    assert "rte_7templates" not in excluded and "rte_type_9" not in excluded
+    assert "wmt14_enfr_10templates" not in excluded
+
+
+def test_flan_eval_experiment_binds_the_clusters(clean_gin):
+    path = os.path.join(REPO, "gin_configs/experiments/flan2021_eval.gin")
+    config = _eval_config(path, mixture=FLAN_EVAL)
+    assert config.split == "test"
+    assert gin.query_parameter("%EVAL_CLUSTERS").selector.endswith("eval_clusters")
