@@ -1,0 +1,117 @@
+"""flan_jax.aot: slice names, the launch read from gin, the no-libtpu message, and (marker
+tpu_compile, `make test-tpu-compile`) a real TPU compile of the tiny model for a v4-8."""
+import os
+
+import gin
+import pytest
+
+from flan_jax import aot, launch
+
+REPO = launch.REPO_ROOT
+TINY_LAUNCH = ["--gin_file=gin_configs/models/t5_1_1/tiny.gin",
+               "--gin_file=gin_configs/runs/finetune.gin",
+               "--gin.TASK_FEATURE_LENGTHS={'inputs': 64, 'targets': 16}",
+               "--gin.BATCH_SIZE=8"]
+
+
+@pytest.fixture(autouse=True)
+def clean_gin():
+    gin.clear_config()
+    yield
+    gin.clear_config()
+
+
+# Chips per dimension as Cloud TPU documents the slices (v4 / v5p names count TensorCores,
+# two per chip; v5e / v6e names count chips), HBM per chip from the same pages.
+@pytest.mark.parametrize("name, topology, chips, hbm_gib, chip_config", [
+    ("v4-8", "v4:2x2x1", 4, 32, "megacore"),
+    ("v4-128", "v4:4x4x4", 64, 32, "megacore"),
+    ("v4-512", "v4:4x8x8", 256, 32, "megacore"),
+    ("v5p-8", "v5:2x2x1", 4, 95, "megacore"),
+    ("v5p-512", "v5:4x8x8", 256, 95, "megacore"),
+    ("v5e-16", "v5e:4x4", 16, 16, "default"),
+    ("v5e-256", "v5e:16x16", 256, 16, "default"),
+    ("v6e-8", "v6e:2x4", 8, 32, "default"),
+    ("v6e-256", "v6e:16x16", 256, 32, "default"),
+])
+def test_slice_names_map_to_libtpu_topologies(name, topology, chips, hbm_gib, chip_config):
+    s = aot.parse_slice(name)
+    assert (s.name, s.topology, s.num_chips, s.hbm_gib, s.chip_config) == (
+        name, topology, chips, hbm_gib, chip_config)
+
+
+def test_full_tori_wrap_around():
+    assert aot.parse_slice("v4-128").wrap == (True, True, True)  # the issue's measured v4-128
+    assert aot.parse_slice("v4-8").wrap == (False, False, False)
+    assert aot.parse_slice("v5e-256").wrap == (True, True, False)  # DESIGN.md section 2
+
+
+@pytest.mark.parametrize("name", ["v4-6", "v3-8", "v4", "tpu-128", "v5e-8", "v6e-512"])
+def test_unknown_slice_names_list_the_supported_ones(name):
+    with pytest.raises(ValueError, match=r"not a TPU slice.*v4-8, v4-16.*v6e-256"):
+        aot.parse_slice(name)
+
+
+def test_the_launch_is_read_from_the_train_gin_files():
+    args = launch.parse_args(TINY_LAUNCH + ["--gin.NUM_PARTITIONS=2",
+                                            "--gin.PARAMETER_SHARDING=True",
+                                            "--gin.NUM_MICROBATCHES=2",
+                                            "--gin.DROPOUT_RATE=0.0"], "test")
+    launch.parse_gin(args)
+    bound = aot.bound_train_launch()
+    assert bound.batch_size == 8 and bound.feature_lengths == {"inputs": 64, "targets": 16}
+    assert bound.packed is True and bound.num_microbatches == 2
+    assert bound.partitioning_config.num_partitions == 2
+    assert bound.partitioning_config.parameter_sharding is True
+    assert bound.model_config.emb_dim == 128 and bound.model_config.dropout_rate == 0.0
+
+
+def test_without_libtpu_the_message_names_the_install(monkeypatch, capsys):
+    monkeypatch.setattr(aot, "libtpu_available", lambda: False)
+    with pytest.raises(aot.LibtpuMissingError,
+                       match=r'needs libtpu.*pip install -e "\.\[tpu\]".*make install-tpu'):
+        aot.main(["--topology=v4-8", *TINY_LAUNCH])
+    assert issubclass(aot.LibtpuMissingError, launch.USER_ERRORS)  # exit 2, no traceback
+
+
+def test_a_bad_slice_fails_before_gin_is_read():
+    with pytest.raises(ValueError, match="--topology='v4-7'"):
+        aot.main(["--topology=v4-7", "--gin_file=does/not/exist.gin"])
+
+
+@pytest.mark.tpu_compile
+def test_tiny_model_compiles_for_a_v4_8():
+    """The real TPU compiler on libtpu's description of a v4-8 (4 chips), 2-way model axis
+    and parameter sharding; the compiler's own memory figures checked against the layout."""
+    if not aot.libtpu_available():
+        pytest.skip(f"libtpu is not installed ({aot.INSTALL_HINT}); `make test-tpu-compile` "
+                    "installs it and runs this test")
+    args = launch.parse_args(TINY_LAUNCH + ["--gin.NUM_PARTITIONS=2",
+                                            "--gin.PARAMETER_SHARDING=True"], "test")
+    launch.parse_gin(args)
+    bound = aot.bound_train_launch()
+    tpu_slice = aot.parse_slice("v4-8")
+    devices = aot.topology_devices(tpu_slice)
+    assert len(devices) == 4 and devices[0].platform == "tpu"
+    assert "v4" in devices[0].device_kind
+
+    report = aot.compile_train_step(bound, tpu_slice, devices)
+    assert report.oom_message is None and report.fits
+    assert report.mesh_shape == {"data": 2, "model": 2}
+    # The compiler's argument bytes are our layout's state share plus this chip's batch rows
+    # (8 packed int32 features of 4 rows) and the key; TPU tiling may pad small arrays.
+    batch_bytes = 4 * (8 // 2) * (4 * 64 + 4 * 16) + 8
+    assert report.state_bytes + batch_bytes <= report.argument_bytes
+    assert report.argument_bytes < 1.1 * (report.state_bytes + batch_bytes)
+    # The donated state comes back in place: the outputs alias about the whole state.
+    assert 0.9 * report.state_bytes <= report.alias_bytes <= report.output_bytes
+    assert report.temp_bytes > 0
+    # Params are split 4 ways (2 data x 2 model) except the few unsharded vectors; float32
+    # params plus Adafactor's factored statistics, so more than a quarter of params x 4 bytes
+    # and far less than the whole.
+    assert report.num_params * 4 / 4 < report.state_bytes < report.num_params * 4 / 2
+    # Compiled FLOPs of the 4 chips against the model-FLOPs formula of the same step.
+    model_flops = aot.model_flops_per_step(bound.model_config, 8, bound.feature_lengths)
+    assert 0.9 * model_flops < 4 * report.flops_per_chip < 2.0 * model_flops
+    text = aot.format_report(report, bound)
+    assert "fits" in text and "v4-8" in text
