@@ -24,7 +24,9 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import importlib.util
+import math
 import os
 import re
 import sys
@@ -41,6 +43,7 @@ import jax  # noqa: E402
 from flan_jax import launch, optim, partitioning, trainer  # noqa: E402
 
 GIB = 1024 ** 3
+T5_EOS_ID = 1  # end of sequence in T5's SentencePiece and in seqio.ByteVocabulary
 
 INSTALL_HINT = ('pip install -e ".[tpu]"  (or `make install-tpu`), which brings libtpu '
                 "matching jax")
@@ -150,6 +153,7 @@ class TrainLaunch:
     loss: trainer.LossConfig
     partitioning_config: partitioning.PartitioningConfig
     num_microbatches: int
+    eval_config: Any = None  # evaluation.EvalConfig of eval_dataset, if bound
 
 
 def bound_train_launch() -> TrainLaunch:
@@ -182,7 +186,8 @@ def bound_train_launch() -> TrainLaunch:
         loss=bound.get("loss", trainer.LossConfig()),
         partitioning_config=bound.get("partitioning_config",
                                       partitioning.PartitioningConfig()),
-        num_microbatches=bound.get("num_microbatches", 1))
+        num_microbatches=bound.get("num_microbatches", 1),
+        eval_config=bound.get("eval_dataset"))
 
 
 # ---------------------------------------------------------------------------- compile
@@ -194,11 +199,12 @@ class CompileReport:
     memory fields are then 0 except state_bytes, which is known from the layout.
     """
 
+    step: str  # 'train', 'score' or 'generate'
     slice_name: str
     mesh_shape: dict[str, int]
     hbm_bytes: int
     num_params: int
-    state_bytes: int  # params + optimizer state held by one chip
+    state_bytes: int  # params + optimizer state (eval steps: params) held by one chip
     argument_bytes: int  # all inputs of the step (state + batch + key)
     output_bytes: int
     alias_bytes: int  # outputs written into donated inputs
@@ -234,23 +240,23 @@ def _is_out_of_memory(error: Exception) -> bool:
     return "RESOURCE_EXHAUSTED" in text or "Ran out of memory" in text
 
 
-def compile_train_step(launch_config: TrainLaunch, tpu_slice: TpuSlice,
-                       devices: Sequence[jax.Device]) -> CompileReport:
-    """Builds the launch's train step on a mesh of `devices`, lowers and compiles it."""
+def build_program(launch_config: TrainLaunch, devices: Sequence[jax.Device]
+                  ) -> trainer.TrainProgram:
+    """The launch's TrainProgram (trainer.build_train_program) on a mesh of `devices`."""
     pc = launch_config.partitioning_config
     mesh = partitioning.create_mesh(pc.num_partitions, devices)
     partitioning.check_batch_size(launch_config.batch_size, mesh, launch_config.num_microbatches)
-    program = trainer.build_train_program(
+    return trainer.build_train_program(
         launch_config.model_config, optim.make_optimizer(launch_config.optimizer),
         launch_config.loss, mesh, pc.parameter_sharding, launch_config.num_microbatches)
-    batch = program.abstract_batch(launch_config.batch_size, launch_config.feature_lengths,
-                                   launch_config.packed)
-    started = time.perf_counter()
-    with program.mesh, program.axis_rules():
-        lowered = program.step_fn.lower(program.layout.abstract, batch, program.abstract_key())
-    common = dict(slice_name=tpu_slice.name, mesh_shape=dict(mesh.shape),
+
+
+def _compile(step: str, lowered: Any, program: trainer.TrainProgram, tpu_slice: TpuSlice,
+             resident: Any, started: float) -> CompileReport:
+    """Compiles a lowered step; an out-of-memory verdict becomes a report, not an error."""
+    common = dict(step=step, slice_name=tpu_slice.name, mesh_shape=dict(program.mesh.shape),
                   hbm_bytes=int(tpu_slice.hbm_gib * GIB), num_params=program.num_params,
-                  state_bytes=_per_device_bytes(program.layout.abstract))
+                  state_bytes=_per_device_bytes(resident))
     try:
         compiled = lowered.compile()
     except Exception as error:  # the TPU compiler reports OOM as XlaRuntimeError
@@ -271,46 +277,100 @@ def compile_train_step(launch_config: TrainLaunch, tpu_slice: TpuSlice,
         compile_seconds=seconds)
 
 
-def format_report(report: CompileReport, launch_config: TrainLaunch) -> str:
-    """The human-readable summary printed by main()."""
-    def gib(n):
-        return f"{n / GIB:.2f} GiB"
+def compile_train_step(program: trainer.TrainProgram, launch_config: TrainLaunch,
+                       tpu_slice: TpuSlice) -> CompileReport:
+    """Lowers the program's jitted train step with abstract state, batch and key; compiles."""
+    batch = program.abstract_batch(launch_config.batch_size, launch_config.feature_lengths,
+                                   launch_config.packed)
+    started = time.perf_counter()
+    with program.mesh, program.axis_rules():
+        lowered = program.step_fn.lower(program.layout.abstract, batch, program.abstract_key())
+    return _compile("train", lowered, program, tpu_slice, program.layout.abstract, started)
 
-    cfg, pc = launch_config.model_config, launch_config.partitioning_config
-    chips = 1
-    for n in report.mesh_shape.values():
-        chips *= n
-    lengths = launch_config.feature_lengths
-    tokens = launch_config.batch_size * (lengths["inputs"] + lengths["targets"])
-    lines = [
-        f"flan_jax.aot: train step for {report.slice_name} ({chips} chips, mesh "
-        f"{report.mesh_shape}, PARAMETER_SHARDING={pc.parameter_sharding}, "
-        f"remat={cfg.remat_policy}, dropout={cfg.dropout_rate}, "
-        f"microbatches={launch_config.num_microbatches})",
-        f"  model: {report.num_params:,} params; batch {launch_config.batch_size} x "
-        f"({lengths['inputs']}, {lengths['targets']}), packed={launch_config.packed}",
-        f"  compile time: {report.compile_seconds:.0f} s",
-        "  per chip:",
-        f"    params + optimizer state: {gib(report.state_bytes)}",
-    ]
+
+def compile_eval_steps(program: trainer.TrainProgram, eval_config: Any,
+                       tpu_slice: TpuSlice) -> list[CompileReport]:
+    """Compiles evaluation's two steps on the train layout of the params, as train() runs them.
+
+    score: teacher-forced log-likelihood of [EVAL_BATCH_SIZE, length] rows (rank
+    classification); generate: decoding per EvalConfig.decoding_config() (greedy up to the
+    targets length unless set). Jitted with the shardings evaluation.Evaluator gives them.
+    """
+    from flan_jax import evaluation
+    from flan_jax.models import decoding
+    partitioning.check_batch_size(eval_config.batch_size, program.mesh)
+    params = program.layout.abstract.params
+    param_shardings = program.layout.shardings.params
+    batch = program.abstract_batch(eval_config.batch_size, eval_config.task_feature_lengths,
+                                   packed=False)
+    score = jax.jit(functools.partial(decoding.score, program.model),
+                    in_shardings=(param_shardings, program.batch_sharding),
+                    out_shardings=program.replicated)
+    generate = jax.jit(
+        functools.partial(evaluation._generate, model=program.model,
+                          config=eval_config.decoding_config(), eos_id=T5_EOS_ID),
+        in_shardings=(param_shardings, program.batch_sharding, program.replicated),
+        out_shardings=(program.replicated, program.replicated))
+    reports = []
+    for step, fn, args in (
+            ("score", score, (params, batch)),
+            ("generate", generate, (params, batch["encoder_input_tokens"],
+                                    program.abstract_key()))):
+        started = time.perf_counter()
+        with program.mesh, program.axis_rules():
+            lowered = fn.lower(*args)
+        reports.append(_compile(step, lowered, program, tpu_slice, params, started))
+    return reports
+
+
+def _gib(n: float) -> str:
+    return f"{n / GIB:.2f} GiB"
+
+
+def _memory_lines(report: CompileReport, resident: str) -> list[str]:
+    lines = [f"  compile time: {report.compile_seconds:.0f} s", "  per chip:",
+             f"    {resident + ':':<26}{_gib(report.state_bytes)}"]
     if report.oom_message is not None:
-        lines += [f"    does NOT fit {gib(report.hbm_bytes)} of HBM; the compiler says:",
-                  *("      " + line for line in report.oom_message.strip().splitlines())]
-        return "\n".join(lines)
-    lines += [
-        f"    temporaries:              {gib(report.temp_bytes)}",
-        f"    total:                    {gib(report.total_bytes)} of {gib(report.hbm_bytes)} "
+        return lines + [f"    does NOT fit {_gib(report.hbm_bytes)} of HBM; the compiler says:",
+                        *("      " + line for line in report.oom_message.strip().splitlines())]
+    return lines + [
+        f"    temporaries:              {_gib(report.temp_bytes)}",
+        f"    total:                    {_gib(report.total_bytes)} of {_gib(report.hbm_bytes)} "
         f"HBM ({100 * report.total_bytes / report.hbm_bytes:.0f} %) -> "
         f"{'fits' if report.fits else 'does NOT fit'}",
-        f"    FLOPs per step:           {report.flops_per_chip / 1e12:.2f} TFLOP (compiler)",
-    ]
-    step_flops = report.flops_per_chip * chips
-    model_flops = model_flops_per_step(cfg, launch_config.batch_size, lengths)
-    lines.append(
-        f"  whole step: {step_flops / 1e15:.3f} PFLOP compiled over {tokens:,} tokens; model "
-        f"FLOPs {model_flops / 1e15:.3f} PFLOP (6 x params x tokens + attention), so the "
-        f"compiled step does {step_flops / model_flops:.2f} x the model FLOPs "
-        "(rematerialisation adds, dropout and norms add a little)")
+        f"    FLOPs per step:           {report.flops_per_chip / 1e12:.3f} TFLOP (compiler)"]
+
+
+def format_report(report: CompileReport, launch_config: TrainLaunch) -> str:
+    """The human-readable summary of one compiled step, as main() prints it."""
+    cfg, pc = launch_config.model_config, launch_config.partitioning_config
+    chips = math.prod(report.mesh_shape.values())
+    where = (f"{report.slice_name} ({chips} chips, mesh {report.mesh_shape}, "
+             f"PARAMETER_SHARDING={pc.parameter_sharding})")
+    if report.step != "train":
+        eval_config = launch_config.eval_config
+        lengths = eval_config.task_feature_lengths
+        return "\n".join([
+            f"flan_jax.aot: eval {report.step} step for {where}",
+            f"  batch {eval_config.batch_size} x ({lengths['inputs']}, {lengths['targets']})"
+            + (f", {eval_config.decoding_config()}" if report.step == "generate" else ""),
+            *_memory_lines(report, "params")])
+    lengths = launch_config.feature_lengths
+    lines = [
+        f"flan_jax.aot: train step for {where}, remat={cfg.remat_policy}, "
+        f"dropout={cfg.dropout_rate}, microbatches={launch_config.num_microbatches}",
+        f"  model: {report.num_params:,} params; batch {launch_config.batch_size} x "
+        f"({lengths['inputs']}, {lengths['targets']}), packed={launch_config.packed}",
+        *_memory_lines(report, "params + optimizer state")]
+    if report.oom_message is None:
+        tokens = launch_config.batch_size * (lengths["inputs"] + lengths["targets"])
+        step_flops = report.flops_per_chip * chips
+        model_flops = model_flops_per_step(cfg, launch_config.batch_size, lengths)
+        lines.append(
+            f"  whole step: {step_flops / 1e15:.4f} PFLOP compiled over {tokens:,} tokens; "
+            f"model FLOPs {model_flops / 1e15:.4f} PFLOP (6 x params x tokens + attention), "
+            f"so the compiled step does {step_flops / model_flops:.2f} x the model FLOPs "
+            "(rematerialisation recomputes the forward pass)")
     return "\n".join(lines)
 
 
@@ -332,11 +392,15 @@ def model_flops_per_step(config: Any, batch_size: int, lengths: dict[str, int]) 
 REQUIRED_MACROS = ("TASK_FEATURE_LENGTHS",)
 
 
-def main(argv: Sequence[str] | None = None) -> CompileReport:
+def main(argv: Sequence[str] | None = None) -> list[CompileReport]:
+    """Parses --topology (and --eval) plus the train launch flags; prints one report a step."""
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = argparse.ArgumentParser(add_help=False)
     parser.add_argument("--topology", required=True,
                         help=f"a TPU slice name: {', '.join(supported_slices())}")
+    parser.add_argument("--eval", action="store_true",
+                        help="also compile evaluation's score and generate steps "
+                             "(EVAL_BATCH_SIZE rows of TASK_FEATURE_LENGTHS)")
     ns, rest = parser.parse_known_args(argv)
     tpu_slice = parse_slice(ns.topology)
     args = launch.parse_args(rest, description=__doc__.splitlines()[0])
@@ -344,10 +408,17 @@ def main(argv: Sequence[str] | None = None) -> CompileReport:
     launch.parse_gin(args)
     launch.check_required_macros(REQUIRED_MACROS)
     launch_config = bound_train_launch()
-    devices = topology_devices(tpu_slice)
-    report = compile_train_step(launch_config, tpu_slice, devices)
-    print(format_report(report, launch_config), flush=True)
-    return report
+    if ns.eval and launch_config.eval_config is None:
+        raise ValueError("--eval needs evaluation.EvalConfig bound to flan_jax.train.train's "
+                         "eval_dataset, as gin_configs/runs/finetune.gin does; include it.")
+    program = build_program(launch_config, topology_devices(tpu_slice))
+    reports = [compile_train_step(program, launch_config, tpu_slice)]
+    print(format_report(reports[0], launch_config), flush=True)
+    if ns.eval:
+        for report in compile_eval_steps(program, launch_config.eval_config, tpu_slice):
+            print(format_report(report, launch_config), flush=True)
+            reports.append(report)
+    return reports
 
 
 if __name__ == "__main__":

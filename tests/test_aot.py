@@ -3,9 +3,12 @@ tpu_compile, `make test-tpu-compile`) a real TPU compile of the tiny model for a
 import os
 
 import gin
+import jax
+import numpy as np
 import pytest
 
-from flan_jax import aot, launch
+import tiny
+from flan_jax import aot, launch, optim, partitioning, trainer
 
 REPO = launch.REPO_ROOT
 TINY_LAUNCH = ["--gin_file=gin_configs/models/t5_1_1/tiny.gin",
@@ -79,6 +82,38 @@ def test_a_bad_slice_fails_before_gin_is_read():
         aot.main(["--topology=v4-7", "--gin_file=does/not/exist.gin"])
 
 
+def test_dropout_masks_do_not_depend_on_the_mesh():
+    """The dropout sharding constraints (the XXL memory fix) change where arrays live, not
+    values: one train step with dropout 0.1 on 1 device and on 8 devices (data 4 x model 2,
+    parameters sharded) gives the same loss and parameters, so every mask is the same."""
+    config = tiny.model_config(dropout_rate=0.1)
+    rng = np.random.default_rng(0)
+    batch = {name: rng.integers(2, 300, (8, 24 if name.startswith("encoder") else 12),
+                                dtype=np.int32)
+             for name in ("encoder_input_tokens", "decoder_input_tokens",
+                          "decoder_target_tokens")}
+    batch["decoder_loss_weights"] = np.ones((8, 12), np.int32)
+    def one_step(config, mesh, fsdp):
+        program = trainer.build_train_program(
+            config, optim.make_optimizer(optim.OptimizerConfig()), trainer.LossConfig(), mesh,
+            parameter_sharding=fsdp)
+        state = program.init_state(0)
+        with program.mesh, program.axis_rules():
+            on_mesh = {k: jax.device_put(v, program.batch_sharding) for k, v in batch.items()}
+            key = jax.device_put(jax.random.PRNGKey(1), program.replicated)
+            state, metrics = program.step_fn(state, on_mesh, key)
+        return float(metrics["loss"]), jax.device_get(state.params)
+
+    one_device = partitioning.create_mesh(1, jax.devices()[:1])
+    loss_one, params_one = one_step(config, one_device, False)
+    loss_mesh, params_mesh = one_step(config, partitioning.create_mesh(2), True)
+    loss_without_dropout, _ = one_step(tiny.model_config(dropout_rate=0.0), one_device, False)
+    assert abs(loss_one - loss_without_dropout) > 1e-3  # dropout is really on
+    np.testing.assert_allclose(loss_mesh, loss_one, rtol=1e-5)
+    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6),
+                 params_mesh, params_one)
+
+
 @pytest.mark.tpu_compile
 def test_tiny_model_compiles_for_a_v4_8():
     """The real TPU compiler on libtpu's description of a v4-8 (4 chips), 2-way model axis
@@ -95,7 +130,8 @@ def test_tiny_model_compiles_for_a_v4_8():
     assert len(devices) == 4 and devices[0].platform == "tpu"
     assert "v4" in devices[0].device_kind
 
-    report = aot.compile_train_step(bound, tpu_slice, devices)
+    program = aot.build_program(bound, devices)
+    report = aot.compile_train_step(program, bound, tpu_slice)
     assert report.oom_message is None and report.fits
     assert report.mesh_shape == {"data": 2, "model": 2}
     # The compiler's argument bytes are our layout's state share plus this chip's batch rows
@@ -115,3 +151,13 @@ def test_tiny_model_compiles_for_a_v4_8():
     assert 0.9 * model_flops < 4 * report.flops_per_chip < 2.0 * model_flops
     text = aot.format_report(report, bound)
     assert "fits" in text and "v4-8" in text
+
+    # Evaluation's steps on the same layout: params only (a quarter-ish of the state bytes'
+    # float32 params, no optimizer state), 32-row batches, no donated inputs.
+    score, generate = aot.compile_eval_steps(program, bound.eval_config, tpu_slice)
+    for r in (score, generate):
+        assert r.oom_message is None and r.fits and r.alias_bytes == 0
+        assert r.state_bytes < report.state_bytes and r.state_bytes <= r.argument_bytes
+        assert r.flops_per_chip > 0 and r.temp_bytes > 0
+    assert (score.step, generate.step) == ("score", "generate")
+    assert "eval generate step" in aot.format_report(generate, bound)
