@@ -114,8 +114,18 @@ def test_dropout_masks_do_not_depend_on_the_mesh():
                  params_mesh, params_one)
 
 
+@pytest.fixture
+def no_persistent_cache():
+    # conftest's shared compilation cache is for CPU programs; a TPU executable written there
+    # cannot be loaded back without a TPU client.
+    previous = jax.config.jax_enable_compilation_cache
+    jax.config.update("jax_enable_compilation_cache", False)
+    yield
+    jax.config.update("jax_enable_compilation_cache", previous)
+
+
 @pytest.mark.tpu_compile
-def test_tiny_model_compiles_for_a_v4_8():
+def test_tiny_model_compiles_for_a_v4_8(no_persistent_cache):
     """The real TPU compiler on libtpu's description of a v4-8 (4 chips), 2-way model axis
     and parameter sharding; the compiler's own memory figures checked against the layout."""
     if not aot.libtpu_available():
@@ -158,6 +168,7 @@ def test_tiny_model_compiles_for_a_v4_8():
     for r in (score, generate):
         assert r.oom_message is None and r.fits and r.alias_bytes == 0
         assert r.state_bytes < report.state_bytes and r.state_bytes <= r.argument_bytes
-        assert r.flops_per_chip > 0 and r.temp_bytes > 0
+        assert r.flops_per_chip > 0
+    assert generate.temp_bytes > 0  # the decoding cache lives in temporaries
     assert (score.step, generate.step) == ("score", "generate")
     assert "eval generate step" in aot.format_report(generate, bound)
