@@ -3,7 +3,7 @@ r"""Compiles a gin launch's train step for a named TPU slice, on a CPU: memory a
     python -m flan_jax.aot --topology=v4-128 \
       --gin_file=gin_configs/models/t5_1_1/xxl.gin \
       --gin_file=gin_configs/runs/finetune.gin \
-      --gin_file=gin_configs/pods/v4-128_xxl.gin \
+      --gin.NUM_PARTITIONS=8 --gin.PARAMETER_SHARDING=True --gin.REMAT_POLICY="'full'" \
       --gin.TASK_FEATURE_LENGTHS="{'inputs': 1024, 'targets': 256}"
 
 It reads the same gin files as flan_jax.train and takes the arguments gin binds to

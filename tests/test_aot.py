@@ -69,6 +69,14 @@ def test_the_launch_is_read_from_the_train_gin_files():
     assert bound.model_config.emb_dim == 128 and bound.model_config.dropout_rate == 0.0
 
 
+def test_the_shipped_pod_file_is_a_complete_launch():
+    launch.parse_gin(launch.parse_args(["--gin_file=gin_configs/pods/v4-8_base.gin"], "test"))
+    bound = aot.bound_train_launch()
+    assert (bound.batch_size, bound.feature_lengths) == (32, {"inputs": 512, "targets": 128})
+    assert bound.partitioning_config == aot.partitioning.PartitioningConfig(2, True)
+    assert bound.model_config.emb_dim == 768 and bound.model_config.dropout_rate == 0.1
+
+
 def test_without_libtpu_the_message_names_the_install(monkeypatch, capsys):
     monkeypatch.setattr(aot, "libtpu_available", lambda: False)
     with pytest.raises(aot.LibtpuMissingError,

@@ -8,7 +8,7 @@ import sys
 from flan_jax import launch
 
 SCRIPT = os.path.join(launch.REPO_ROOT, "tools", "tpu_pod_run.py")
-LAUNCH = ["python", "-m", "flan_jax.train", "--gin_file=gin_configs/pods/v4-128_xxl.gin",
+LAUNCH = ["python", "-m", "flan_jax.train", "--gin_file=gin_configs/pods/v4-8_base.gin",
           "--gin.MIXTURE_OR_TASK_NAME='flan2021_train'", "--gin.MODEL_DIR='gs://b/run 1'"]
 
 

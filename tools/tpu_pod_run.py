@@ -1,13 +1,14 @@
 r"""Runs one command on every worker (host) of a Cloud TPU VM slice, as multi-host JAX needs.
 
-    python tools/tpu_pod_run.py --tpu=my-v4-128 --zone=us-central2-b -- \
-      python -m flan_jax.train --gin_file=gin_configs/pods/v4-128_xxl.gin \
-        --gin.MIXTURE_OR_TASK_NAME="'flan2021_train'" --gin.MODEL_DIR="'gs://bucket/run'"
+    python tools/tpu_pod_run.py --tpu=my-v4-32 --zone=us-central2-b -- \
+      python -m flan_jax.train --gin_file=gin_configs/models/t5_1_1/xl.gin \
+        --gin_file=gin_configs/runs/finetune.gin --gin.NUM_PARTITIONS=4 \
+        --gin.PARAMETER_SHARDING=True --gin.MODEL_DIR="'gs://bucket/run'" ...
 
-A pod slice has several hosts (a v4-128 has 16), and a JAX program spanning the slice must be
-started on all of them at once with the same arguments; each process then joins the others
-through jax.distributed.initialize(), which on TPU VMs finds the coordinator by itself. This
-wraps
+A pod slice has several hosts (a v4-32 has 4, a v4-128 16), and a JAX program spanning the
+slice must be started on all of them at once with the same arguments; each process then joins
+the others through jax.distributed.initialize(), which on TPU VMs finds the coordinator by
+itself. This wraps
 
     gcloud compute tpus tpu-vm ssh TPU --zone=ZONE --worker=all --command='cd WORKDIR && CMD'
 
@@ -64,7 +65,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
     if not command:
         parser.error("give the command to run after --, e.g. -- python -m flan_jax.train "
-                     "--gin_file=gin_configs/pods/v4-128_xxl.gin ...")
+                     "--gin_file=gin_configs/pods/v4-8_base.gin ...")
     gcloud = gcloud_command(args.tpu, args.zone, command, args.project, args.workdir)
     if args.dry_run:
         print(shlex.join(gcloud))
