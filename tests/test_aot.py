@@ -91,9 +91,9 @@ def test_a_bad_slice_fails_before_gin_is_read():
 
 
 def test_dropout_masks_do_not_depend_on_the_mesh():
-    """The dropout sharding constraints (the XXL memory fix) change where arrays live, not
-    values: one train step with dropout 0.1 on 1 device and on 8 devices (data 4 x model 2,
-    parameters sharded) gives the same loss and parameters, so every mask is the same."""
+    """Dropout under a 'model' axis (where the XXL memory problem lives) draws the same masks
+    as on one device: one train step with dropout 0.1 on 1 device and on 8 devices (data 4 x
+    model 2, parameters sharded) gives the same loss and parameters."""
     config = tiny.model_config(dropout_rate=0.1)
     rng = np.random.default_rng(0)
     batch = {name: rng.integers(2, 300, (8, 24 if name.startswith("encoder") else 12),
