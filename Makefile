@@ -8,7 +8,7 @@ MODEL_DIR ?= runs/mini-flan
 export XLA_FLAGS ?= --xla_force_host_platform_device_count=8
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: install run test bench bench-decode clean
+.PHONY: install run test bench bench-decode install-tpu test-tpu-compile clean
 
 install: $(VENV)/.installed
 
@@ -42,6 +42,15 @@ bench: install
 # Decoding (greedy, beam 4) and scoring throughput, with HF PyTorch in the same run.
 bench-decode: install
 	$(PY) tools/bench_decode.py
+
+# libtpu (the [tpu] extra) lets flan_jax.aot compile for TPU slices on this CPU; no TPU needed.
+install-tpu: install
+	$(PY) -m pip install -q -e ".[tpu]"
+
+# The real TPU compiler on a v4-8 topology, tiny model (tests marked tpu_compile); ulimit as
+# flan_jax/aot.py advises.
+test-tpu-compile: install-tpu
+	ulimit -s unlimited && $(PY) -m pytest -q -rs -m tpu_compile tests/test_aot.py
 
 clean:
 	rm -rf $(VENV) runs

@@ -20,3 +20,9 @@ jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
 jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
 
 import tiny  # noqa: E402,F401  (registers the test task)
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "tpu_compile: compiles for a TPU topology with libtpu on the CPU "
+        "(`make test-tpu-compile`); skipped, with the reason, where libtpu is absent")
