@@ -28,7 +28,7 @@ import optax
 import orbax.checkpoint as ocp
 from etils import epath
 
-from flan_jax import trainer
+from flan_jax import peft, trainer
 from flan_jax.models import t5
 
 CHECKPOINT_SUBDIR = "checkpoints"
@@ -199,12 +199,26 @@ class RestoredParams:
 
 def restore_params(checkpoint_path: str, model: t5.Transformer, mesh: jax.sharding.Mesh,
                    rules) -> RestoredParams:
-    """Params of CHECKPOINT_PATH (run dir, checkpoints/ dir or step dir), sharded on `mesh`."""
+    """Params of CHECKPOINT_PATH (run dir, checkpoints/ dir or step dir), sharded on `mesh`.
+
+    A prompt-tuning or LoRA run's checkpoint holds only its trainable part; the frozen base
+    named in its run directory (flan_jax/peft.py) is loaded and merged in.
+    """
     checkpoint_dir, step = resolve_initial_checkpoint(checkpoint_path, macro="CHECKPOINT_PATH")
     # Params only: an optimizer without state gives training's parameter layout.
     layout = trainer.state_layout(model, optax.set_to_zero(), mesh, rules)
     with mesh, nn.logical_axis_rules(rules):
         params = load_initial_params(checkpoint_path, layout.abstract.params)
+        if layout.frozen_abstract is not None:
+            run_dir = os.path.dirname(checkpoint_dir)
+            base = peft.read_base_pointer(run_dir)
+            if base is None:
+                raise ValueError(
+                    f"The model config has a soft prompt or LoRA, but {run_dir} has no "
+                    f"{peft.BASE_POINTER_FILE} naming the frozen base model; give the "
+                    "MODEL_DIR of a prompt-tuning / LoRA run, or drop the prompt/LoRA "
+                    "settings to load a plain checkpoint.")
+            params = peft.merge(params, load_initial_params(base, layout.frozen_abstract))
     logging.info("Restored params of step %d from %s.", step, checkpoint_dir)
-    return RestoredParams(params=params, shardings=layout.shardings.params, step=step,
+    return RestoredParams(params=params, shardings=layout.param_shardings, step=step,
                           checkpoint_dir=checkpoint_dir)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
+import os
 import signal
 import threading
 import time
@@ -28,7 +29,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from flan_jax import (checkpointing, data, evaluation, launch, metrics_log, optim,
-                      partitioning, trainer)
+                      partitioning, peft, trainer)
 from flan_jax.models import t5
 
 # Macros a run must set; checked before anything else happens.
@@ -124,6 +125,8 @@ def train(
 
     if initial_checkpoint_path:
         checkpointing.resolve_initial_checkpoint(initial_checkpoint_path)
+    peft.check_launch(model_config, train_dataset.pack,
+                      initial_checkpoint_path or peft.read_base_pointer(model_dir))
     evaluate_during_training = bool(eval_dataset and eval_dataset.mixture_or_task_name)
     if evaluate_during_training:
         if not isinstance(eval_period, int) or eval_period < 1:
@@ -143,10 +146,19 @@ def train(
     ckpt = checkpointing.Checkpointer(model_dir, checkpoint)
     latest = ckpt.latest_step()
     data_state = None
+    frozen = None  # parameter-efficient tuning: the frozen base params, beside the state
     with mesh, nn.logical_axis_rules(rules):
+        if program.is_peft:
+            base = _peft_base(model_dir, initial_checkpoint_path, resuming=latest is not None)
+            frozen = checkpointing.load_initial_params(base, layout.frozen_abstract)
         if latest is not None:
             state, data_state = ckpt.restore(latest, layout.abstract)
             origin = f"resumed from {ckpt.directory} at step {latest}"
+        elif program.is_peft:
+            vocabulary = provider.output_features["inputs"].vocabulary
+            state = program.init_state(random_seed, frozen, vocabulary)
+            peft.write_base_pointer(model_dir, base)
+            origin = f"prompt/LoRA initialised, frozen base from {base}"
         elif initial_checkpoint_path:
             params = checkpointing.load_initial_params(
                 initial_checkpoint_path, layout.abstract.params)
@@ -158,7 +170,12 @@ def train(
             state = program.init_state(random_seed)
             origin = "initialised randomly"
     start_step = int(state.step)
-    logging.info("Train state %s (%s params).", origin, f"{program.num_params:,}")
+    logging.info("Train state %s (%s params, %s trainable).", origin,
+                 f"{program.num_params:,}", f"{program.num_trainable_params:,}")
+    step_extra = () if frozen is None else (frozen,)  # the frozen base: step_fn's 4th input
+
+    def all_params(state: trainer.TrainState) -> Any:
+        return state.params if frozen is None else peft.merge(state.params, frozen)
 
     # ------------------------------------------------------------------ data
     if data_state is not None:
@@ -172,7 +189,7 @@ def train(
     schedule = optim.make_schedule(optimizer)
     # Built once: eval data cached, generate/score jitted separately from the train step.
     evaluator = (evaluation.Evaluator(eval_dataset, model, mesh, rules,
-                                      layout.shardings.params)
+                                      layout.param_shardings)
                  if evaluate_during_training else None)
 
     # ------------------------------------------------------------------ train loop
@@ -217,7 +234,7 @@ def train(
             with mesh, nn.logical_axis_rules(rules):
                 while step < train_steps:
                     batch = data.to_global_arrays(next(batches), batch_sharding)
-                    state, metrics = step_fn(state, batch, dropout_key)
+                    state, metrics = step_fn(state, batch, dropout_key, *step_extra)
                     if pending is not None:
                         # One step behind: the next step is already queued on the devices.
                         check(*pending)
@@ -234,7 +251,7 @@ def train(
                         eval_metrics = None
                         if eval_due:
                             eval_started = time.perf_counter()
-                            eval_metrics = evaluator.evaluate(state.params, step).flat()
+                            eval_metrics = evaluator.evaluate(all_params(state), step).flat()
                             # Evaluation time is not training time either.
                             window_start += time.perf_counter() - eval_started
                         if step % log_every_steps == 0 or is_last or eval_due:
@@ -261,6 +278,29 @@ def train(
     if jax.process_index() == 0:
         _print_summary(summary)
     return summary
+
+
+def _peft_base(model_dir: str, initial_checkpoint_path: str | None, resuming: bool) -> str:
+    """The step directory of a parameter-efficient run's frozen base.
+
+    A fresh run takes INITIAL_CHECKPOINT_PATH's latest step; a resumed run the base recorded
+    in MODEL_DIR (so a base run that trained on meanwhile does not change it), and refuses an
+    INITIAL_CHECKPOINT_PATH that names a different one.
+    """
+    recorded = peft.read_base_pointer(model_dir) if resuming else None
+    if initial_checkpoint_path:
+        directory, step = checkpointing.resolve_initial_checkpoint(initial_checkpoint_path)
+        given = os.path.join(directory, str(step))
+        if recorded and os.path.normpath(recorded) != os.path.normpath(given):
+            raise ValueError(
+                f"MODEL_DIR {model_dir} was trained on the frozen base {recorded}, but "
+                f"INITIAL_CHECKPOINT_PATH now gives {given}. Resume with the recorded base "
+                "(or leave INITIAL_CHECKPOINT_PATH unset), or start a new MODEL_DIR.")
+        return recorded or given
+    if recorded is None:
+        raise ValueError(f"MODEL_DIR {model_dir} has a checkpoint but no {peft.BASE_POINTER_FILE}"
+                         " naming its frozen base; set INITIAL_CHECKPOINT_PATH to that base.")
+    return recorded
 
 
 def _print_summary(s: TrainSummary) -> None:
