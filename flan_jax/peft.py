@@ -107,11 +107,22 @@ def merge_lora(params: Mapping[str, Any], config: t5.T5Config
     in float32. A soft prompt cannot be folded into T5's weights, so a prompt-tuned model is
     refused here with the reason.
     """
-    if config.prompt_length:
+    check_exportable(config.prompt_length)
+    return fold_lora(params, config.lora_scale), plain_config(config)
+
+
+def check_exportable(prompt_length: int) -> None:
+    """A soft prompt has no place in a plain T5 checkpoint: refuse with the reason."""
+    if prompt_length:
         raise ValueError(
-            f"This model has a soft prompt (prompt_length={config.prompt_length}); a plain T5 "
+            f"This model has a soft prompt (prompt_length={prompt_length}); a plain T5 "
             "checkpoint has no place for it, so it cannot be exported as one. Evaluate or "
             "run inference with flan_jax itself (it loads base + prompt together).")
+
+
+def fold_lora(params: Mapping[str, Any], lora_scale: float) -> dict:
+    """Nested params -> float32 host params with each kernel += lora_scale * lora_a @ lora_b
+    and the LoRA factors removed (a tree without LoRA comes back unchanged, on the host)."""
     flat = flax.traverse_util.flatten_dict(dict(params))
     merged = {}
     for path, value in flat.items():
@@ -121,32 +132,46 @@ def merge_lora(params: Mapping[str, Any], config: t5.T5Config
         if path[-1] == "kernel" and path[:-1] + ("lora_a",) in flat:
             a = np.asarray(jax.device_get(flat[path[:-1] + ("lora_a",)]), np.float32)
             b = np.asarray(jax.device_get(flat[path[:-1] + ("lora_b",)]), np.float32)
-            value = value + np.float32(config.lora_scale) * (a @ b)
+            value = value + np.float32(lora_scale) * (a @ b)
         merged[path] = value
-    plain = dataclasses.replace(config, lora_rank=0, lora_alpha=None,
-                                lora_targets=t5.T5Config().lora_targets)
-    return flax.traverse_util.unflatten_dict(merged), plain
+    return flax.traverse_util.unflatten_dict(merged)
+
+
+def plain_config(config: t5.T5Config) -> t5.T5Config:
+    """The same T5 without a prompt or LoRA (what a LoRA merge leaves)."""
+    defaults = t5.T5Config()
+    return dataclasses.replace(config, prompt_length=0, prompt_init_texts=(), lora_rank=0,
+                               lora_alpha=None, lora_targets=defaults.lora_targets)
 
 
 # ---------------------------------------------------------------------------- base pointer
-def write_base_pointer(model_dir: str, base_step_dir: str) -> None:
-    """Records in MODEL_DIR which checkpoint step holds the frozen base (process 0 writes)."""
+def write_base_pointer(model_dir: str, base_step_dir: str, config: t5.T5Config) -> None:
+    """Records in MODEL_DIR which checkpoint step holds the frozen base, and the prompt /
+    LoRA settings an export needs (lora_scale is not recoverable from shapes)."""
     if jax.process_index() != 0:
         return
     os.makedirs(model_dir, exist_ok=True)
     path = os.path.join(model_dir, BASE_POINTER_FILE)
+    record = {"base_checkpoint": base_step_dir, "prompt_length": config.prompt_length,
+              "lora_rank": config.lora_rank, "lora_scale": config.lora_scale}
     with open(path + ".tmp", "w") as f:
-        json.dump({"base_checkpoint": base_step_dir}, f)
+        json.dump(record, f, indent=1)
     os.replace(path + ".tmp", path)
 
 
-def read_base_pointer(model_dir: str) -> str | None:
-    """The frozen base's step directory recorded in MODEL_DIR, or None if there is none."""
+def read_run_record(model_dir: str) -> dict[str, Any] | None:
+    """What write_base_pointer recorded in MODEL_DIR, or None (not a prompt / LoRA run)."""
     path = os.path.join(model_dir, BASE_POINTER_FILE)
     if not os.path.exists(path):
         return None
     with open(path) as f:
-        return json.load(f)["base_checkpoint"]
+        return json.load(f)
+
+
+def read_base_pointer(model_dir: str) -> str | None:
+    """The frozen base's step directory recorded in MODEL_DIR, or None if there is none."""
+    record = read_run_record(model_dir)
+    return None if record is None else record["base_checkpoint"]
 
 
 def check_launch(config: t5.T5Config, pack: bool, base_checkpoint: str | None) -> None:

@@ -157,7 +157,7 @@ def train(
         elif program.is_peft:
             vocabulary = provider.output_features["inputs"].vocabulary
             state = program.init_state(random_seed, frozen, vocabulary)
-            peft.write_base_pointer(model_dir, base)
+            peft.write_base_pointer(model_dir, base, model_config)
             origin = f"prompt/LoRA initialised, frozen base from {base}"
         elif initial_checkpoint_path:
             params = checkpointing.load_initial_params(

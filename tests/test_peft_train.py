@@ -139,3 +139,36 @@ def test_resume_refuses_a_different_base(base_dir, tmp_path):
     train.train(**tiny.train_kwargs(other, steps=1))
     with pytest.raises(ValueError, match="frozen base"):
         train.train(**_kwargs(run, other, LORA, steps=2))
+
+
+def test_lora_run_exports_to_hf_as_a_plain_t5_with_the_same_logits(base_dir, tmp_path):
+    from flan_jax.convert import hf, naming
+    run, out = tmp_path / "run", tmp_path / "hf"
+    train.train(**_kwargs(run, base_dir, LORA, steps=2))
+    config = tiny.model_config(**LORA)
+    exported_config = hf.to_hf(str(run), str(out))
+    assert exported_config.lora_rank == 0 and exported_config.prompt_length == 0
+    with hf.HfCheckpoint(str(out)) as checkpoint:
+        exported = naming.unflatten(hf.read_hf_params(checkpoint))
+    assert not any(k[-1].startswith("lora") for k in flax.traverse_util.flatten_dict(exported))
+    rng = np.random.RandomState(0)
+    tokens = rng.randint(2, 300, (2, 10)).astype(np.int32)
+    batch = dict(encoder_input_tokens=tokens, decoder_input_tokens=tokens[:, :6],
+                 decoder_target_tokens=tokens[:, :6])
+    plain = tiny.model_config()
+    adapted = t5.Transformer(config).apply({"params": _restore(run, config)}, **batch,
+                                           enable_dropout=False)
+    merged = t5.Transformer(plain).apply({"params": exported}, **batch, enable_dropout=False)
+    np.testing.assert_allclose(np.asarray(merged), np.asarray(adapted), rtol=1e-4, atol=1e-4)
+    base = t5.Transformer(plain).apply({"params": _restore(base_dir, plain)}, **batch,
+                                       enable_dropout=False)
+    assert np.abs(np.asarray(base) - np.asarray(adapted)).max() > 1e-3  # LoRA did change it
+
+
+def test_prompt_run_is_not_exported_to_hf(base_dir, tmp_path):
+    from flan_jax.convert import hf
+    run = tmp_path / "run"
+    train.train(**_kwargs(run, base_dir, PROMPT, steps=1))
+    with pytest.raises(ValueError, match="soft prompt"):
+        hf.to_hf(str(run), str(tmp_path / "hf"))
+    assert not (tmp_path / "hf").exists()
