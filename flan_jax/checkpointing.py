@@ -207,6 +207,15 @@ def restore_params(checkpoint_path: str, model: t5.Transformer, mesh: jax.shardi
     checkpoint_dir, step = resolve_initial_checkpoint(checkpoint_path, macro="CHECKPOINT_PATH")
     # Params only: an optimizer without state gives training's parameter layout.
     layout = trainer.state_layout(model, optax.set_to_zero(), mesh, rules)
+    record = peft.read_run_record(os.path.dirname(checkpoint_dir))
+    if record is not None and layout.frozen_abstract is None:
+        raise ValueError(
+            f"{checkpoint_path} is a prompt-tuning / LoRA run (its {peft.BASE_POINTER_FILE}: "
+            f"prompt_length={record['prompt_length']}, lora_rank={record['lora_rank']}) but "
+            "the model config has neither. Add the run's settings, e.g. "
+            f"--gin.t5.T5Config.prompt_length={record['prompt_length']} "
+            f"--gin.t5.T5Config.lora_rank={record['lora_rank']} (and lora_alpha / "
+            "lora_targets if the run changed them).")
     with mesh, nn.logical_axis_rules(rules):
         params = load_initial_params(checkpoint_path, layout.abstract.params)
         if layout.frozen_abstract is not None:

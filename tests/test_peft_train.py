@@ -88,6 +88,8 @@ def test_only_the_trainable_part_trains_and_is_saved(base_dir, tmp_path, fields)
         np.testing.assert_array_equal(np.asarray(merged[name]), value, err_msg=name)
     for name, value in saved_params.items():
         np.testing.assert_array_equal(np.asarray(merged[name]), value, err_msg=name)
+    with pytest.raises(ValueError, match="T5Config"):  # loading it as plain T5 is refused
+        _restore(run, tiny.model_config())
     # And the trainable part did move: LoRA's B left zero; the prompt left its init.
     if fields is LORA:
         assert any(np.any(v) for k, v in saved_params.items() if k.endswith("lora_b"))
@@ -172,3 +174,39 @@ def test_prompt_run_is_not_exported_to_hf(base_dir, tmp_path):
     with pytest.raises(ValueError, match="soft prompt"):
         hf.to_hf(str(run), str(tmp_path / "hf"))
     assert not (tmp_path / "hf").exists()
+
+
+def test_prompt_tuning_learns_a_task_the_frozen_base_was_not_trained_on(tmp_path):
+    """Base: the tiny model fully trained on word reversal. Prompt-tuned on the planted-
+    answer task of test_evaluation ("which word is marked? *brave*"), only the 8-vector prompt
+    trains, and rank classification over 3 options goes far above chance and the base."""
+    import test_evaluation as marked  # registers the planted-answer tasks
+    from flan_jax import evaluation
+    base, run = tmp_path / "base", tmp_path / "prompt"
+    train.train(**tiny.train_kwargs(base, steps=120))
+    eval_config = evaluation.EvalConfig(marked.MARKED_SCORING, marked.MARKED_LENGTHS,
+                                        batch_size=16)
+    plain = tiny.model_config()
+    mesh, rules = partitioning.create_mesh(1), partitioning.logical_axis_rules()
+    restored = checkpointing.restore_params(str(base), t5.Transformer(plain), mesh, rules)
+    evaluator = evaluation.Evaluator(eval_config, t5.Transformer(plain), mesh, rules,
+                                     restored.shardings)
+    key = f"eval/{marked.MARKED_SCORING}/accuracy"
+    base_accuracy = evaluator.evaluate(restored.params).flat()[key]
+    evaluator.close()
+
+    fields = dict(prompt_length=8)
+    train.train(**_kwargs(
+        run, base, fields, steps=80, batch_size=16, save_every=80, log_every_steps=40,
+        optimizer=tiny.optim.OptimizerConfig(learning_rate=0.3),
+        train_dataset=data.DatasetConfig(marked.MARKED_TRAIN, marked.MARKED_LENGTHS,
+                                         batch_size=16, seed=0, pack=False),
+        eval_dataset=eval_config, eval_period=80))
+    accuracy = {r["step"]: r[key] for r in metrics_log.read_metrics(str(run)) if key in r}
+    chance = 100 / marked.NUM_OPTIONS
+    assert accuracy[80] > chance + 30 and accuracy[80] > base_accuracy + 20, (
+        base_accuracy, accuracy)
+    size = sum(os.path.getsize(os.path.join(d, f)) for d, _, files in
+               os.walk(run / "checkpoints" / "80" / "state") for f in files)
+    print(f"prompt tuning: base {base_accuracy:.1f} % -> {accuracy[80]:.1f} %, checkpoint "
+          f"state {size / 1024:.0f} KiB for {8 * plain.emb_dim} trainable params")
