@@ -198,3 +198,20 @@ def test_prompt_init_samples_the_vocabulary_and_embeds_class_labels():
     assert all(r in rows for r in sampled) and len(set(sampled)) == 4  # without replacement
     with pytest.raises(ValueError, match="vocabulary"):
         peft.initial_prompt(embedding, config, jax.random.PRNGKey(1))
+
+
+def test_trainable_state_and_frozen_base_have_their_own_shardings():
+    from flan_jax import optim, partitioning, trainer
+    config = tiny.model_config(prompt_length=4, lora_rank=2)
+    mesh = partitioning.create_mesh(2)  # ('data': 4, 'model': 2)
+    for fsdp, prompt_spec in ((False, (None, None)), (True, (None, "data"))):
+        program = trainer.build_train_program(config, optim.make_optimizer(
+            optim.OptimizerConfig()), trainer.LossConfig(), mesh, parameter_sharding=fsdp)
+        assert program.is_peft
+        assert tuple(program.layout.shardings.params["encoder"]["prompt"].spec) == prompt_spec
+        frozen = program.layout.frozen_shardings
+        assert "prompt" not in frozen["encoder"] and "lora_a" not in str(frozen)
+        kernel = frozen["encoder"]["layers_0"]["attention"]["query"]["kernel"].spec
+        assert tuple(kernel) == (("data" if fsdp else None), "model")
+        assert program.num_trainable_params == config.num_peft_params()
+        assert program.num_params == config.num_params()

@@ -47,9 +47,9 @@ def _run(module, *flags, timeout=400):
                           capture_output=True, text=True, timeout=timeout)
 
 
-def test_mini_prompt_config_trains_through_the_entry_point_and_evaluates(tmp_path):
-    """`make run`'s config (shortened) as the base; mini_cpu_prompt.gin on top; flan_jax.eval
-    loads base + prompt."""
+def test_mini_prompt_and_lora_configs_train_through_the_entry_point(tmp_path):
+    """`make run`'s config (shortened) as the base; mini_cpu_prompt.gin on top, then
+    flan_jax.eval loads base + prompt; mini_cpu_lora.gin on the same base."""
     base, run = tmp_path / "base", tmp_path / "prompt"
     short = ("--gin.TRAIN_STEPS=2", "--gin.BATCH_SIZE=8",
              "--gin.TASK_FEATURE_LENGTHS={'inputs': 128, 'targets': 32}")
@@ -65,3 +65,8 @@ def test_mini_prompt_config_trains_through_the_entry_point_and_evaluates(tmp_pat
                   "--gin.NUM_EVAL_EXAMPLES=4", "--gin.t5.T5Config.prompt_length=20")
     assert result.returncode == 0, result.stderr[-3000:]
     assert "| entailment |" in result.stdout
+    result = _run("flan_jax.train", "--gin_file=gin_configs/local/mini_cpu_lora.gin",
+                  f"--gin.MODEL_DIR='{tmp_path / 'lora'}'",
+                  f"--gin.INITIAL_CHECKPOINT_PATH='{base}'", *short)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "trained steps 0..2" in result.stdout
