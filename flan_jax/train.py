@@ -283,20 +283,21 @@ def train(
 def _peft_base(model_dir: str, initial_checkpoint_path: str | None, resuming: bool) -> str:
     """The step directory of a parameter-efficient run's frozen base.
 
-    A fresh run takes INITIAL_CHECKPOINT_PATH's latest step; a resumed run the base recorded
-    in MODEL_DIR (so a base run that trained on meanwhile does not change it), and refuses an
-    INITIAL_CHECKPOINT_PATH that names a different one.
+    A fresh run takes INITIAL_CHECKPOINT_PATH's latest step. A resumed run takes the step
+    recorded in MODEL_DIR, even if the base run has saved later steps since (relaunching the
+    same command must not change the base), and refuses an INITIAL_CHECKPOINT_PATH in
+    another checkpoint directory.
     """
     recorded = peft.read_base_pointer(model_dir) if resuming else None
     if initial_checkpoint_path:
         directory, step = checkpointing.resolve_initial_checkpoint(initial_checkpoint_path)
-        given = os.path.join(directory, str(step))
-        if recorded and os.path.normpath(recorded) != os.path.normpath(given):
+        if recorded and os.path.normpath(os.path.dirname(recorded)) != os.path.normpath(
+                directory):
             raise ValueError(
                 f"MODEL_DIR {model_dir} was trained on the frozen base {recorded}, but "
-                f"INITIAL_CHECKPOINT_PATH now gives {given}. Resume with the recorded base "
-                "(or leave INITIAL_CHECKPOINT_PATH unset), or start a new MODEL_DIR.")
-        return recorded or given
+                f"INITIAL_CHECKPOINT_PATH now names {directory}. Resume with the recorded "
+                "base (or leave INITIAL_CHECKPOINT_PATH unset), or start a new MODEL_DIR.")
+        return recorded or os.path.join(directory, str(step))
     if recorded is None:
         raise ValueError(f"MODEL_DIR {model_dir} has a checkpoint but no {peft.BASE_POINTER_FILE}"
                          " naming its frozen base; set INITIAL_CHECKPOINT_PATH to that base.")

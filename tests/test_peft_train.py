@@ -135,12 +135,16 @@ def test_bad_launches_are_refused_before_anything_is_written(base_dir, tmp_path)
     assert not run.exists()
 
 
-def test_resume_refuses_a_different_base(base_dir, tmp_path):
-    run, other = tmp_path / "run", tmp_path / "other_base"
-    train.train(**_kwargs(run, base_dir, LORA, steps=1))
-    train.train(**tiny.train_kwargs(other, steps=1))
+def test_resume_keeps_its_recorded_base_and_refuses_another(base_dir, tmp_path):
+    own_base, run = tmp_path / "own_base", tmp_path / "run"
+    train.train(**tiny.train_kwargs(own_base, steps=1))
+    train.train(**_kwargs(run, own_base, LORA, steps=1))
+    train.train(**tiny.train_kwargs(own_base, steps=2))  # the base run saves a later step
+    resumed = train.train(**_kwargs(run, own_base, LORA, steps=2))  # the same command again
+    assert resumed.start_step == 1
+    assert peft.read_base_pointer(str(run)) == os.path.join(str(own_base), "checkpoints", "1")
     with pytest.raises(ValueError, match="frozen base"):
-        train.train(**_kwargs(run, other, LORA, steps=2))
+        train.train(**_kwargs(run, base_dir, LORA, steps=3))
 
 
 def test_lora_run_exports_to_hf_as_a_plain_t5_with_the_same_logits(base_dir, tmp_path):

@@ -590,7 +590,8 @@ class Encoder(nn.Module):
         if cfg.prompt_length:
             # As T5X prompt tuning: the prompt is concatenated in front of the token
             # embeddings, so it occupies positions 0..P-1 and the relative position bias
-            # treats it like a prefix of the input.
+            # treats it like a prefix of the input. The random init is a placeholder: a run
+            # with a base model draws the prompt from its embeddings (peft.initial_prompt).
             prompt = self.param(
                 "prompt", nn.with_logical_partitioning(nn.initializers.uniform(0.5),
                                                        ("prompt", "embed")),
