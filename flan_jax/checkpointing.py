@@ -46,7 +46,7 @@ import numpy as np
 import orbax.checkpoint as ocp
 from etils import epath
 
-from flan_jax import partitioning
+from flan_jax import partitioning, peft
 from flan_jax.models import t5
 
 T = TypeVar("T")
@@ -538,15 +538,41 @@ def restore_params(checkpoint_path: str, model: t5.Transformer, mesh: jax.shardi
                    rules) -> RestoredParams:
     """Params of CHECKPOINT_PATH (run dir, checkpoints/ dir or step dir), sharded on `mesh`.
 
-    A run or checkpoints/ directory gives its newest step that restores.
+    A run or checkpoints/ directory gives its newest step that restores. A prompt-tuning or
+    LoRA run's checkpoint holds only its trainable part; the frozen base named in its run
+    directory (flan_jax/peft.py) is loaded and merged in.
     """
     abstract, shardings = partitioning.param_layout(abstract_params(model), mesh, rules)
+    config = model.config
+    checkpoint_dir, _ = resolve_initial_checkpoint(checkpoint_path, macro="CHECKPOINT_PATH")
+    run_dir = os.path.dirname(checkpoint_dir)
+    record = peft.read_run_record(run_dir)
+    if record is not None and not peft.is_peft(config):
+        raise ValueError(
+            f"{checkpoint_path} is a prompt-tuning / LoRA run (its {peft.BASE_POINTER_FILE}: "
+            f"prompt_length={record['prompt_length']}, lora_rank={record['lora_rank']}) but "
+            "the model config has neither. Add the run's settings, e.g. "
+            f"--gin.t5.T5Config.prompt_length={record['prompt_length']} "
+            f"--gin.t5.T5Config.lora_rank={record['lora_rank']} (and lora_alpha / "
+            "lora_targets if the run changed them).")
+    frozen_abstract = None
+    if peft.is_peft(config):
+        abstract, frozen_abstract = peft.split(abstract, config)
+        base = peft.read_base_pointer(run_dir)
+        if base is None:
+            raise ValueError(
+                f"The model config has a soft prompt or LoRA, but {run_dir} has no "
+                f"{peft.BASE_POINTER_FILE} naming the frozen base model; give the "
+                "MODEL_DIR of a prompt-tuning / LoRA run, or drop the prompt/LoRA "
+                "settings to load a plain checkpoint.")
     with mesh, nn.logical_axis_rules(rules):
         params, checkpoint_dir, step = read_newest(
             checkpoint_path,
             lambda step_dir: read_param_tree(os.path.join(step_dir, STATE_ITEM),
                                              abstract=abstract),
             macro="CHECKPOINT_PATH")
+        if frozen_abstract is not None:
+            params = peft.merge(params, load_initial_params(base, frozen_abstract))
     logging.info("Restored params of step %d from %s.", step, checkpoint_dir)
     return RestoredParams(params=params, shardings=shardings, step=step,
                           checkpoint_dir=checkpoint_dir)

@@ -20,6 +20,7 @@ from flan_jax import console  # noqa: F401, I001
 import dataclasses
 import logging
 import math
+import os
 import signal
 import threading
 import time
@@ -31,7 +32,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from flan_jax import (checkpointing, data, evaluation, launch, metrics_log, optim,
-                      partitioning, paths, trainer)
+                      partitioning, paths, peft, trainer)
 from flan_jax.models import t5
 
 # Macros a run must set; checked before anything else happens.
@@ -123,6 +124,8 @@ def train(
     data.check_vocabulary_fits(train_dataset.mixture_or_task_name, model_config.vocab_size)
     if initial_checkpoint_path:
         checkpointing.resolve_initial_checkpoint(initial_checkpoint_path)
+    peft.check_launch(model_config, train_dataset.pack,
+                      initial_checkpoint_path or peft.read_base_pointer(model_dir))
     evaluate_during_training = bool(eval_dataset and eval_dataset.mixture_or_task_name)
     if evaluate_during_training and (not isinstance(eval_period, int) or eval_period < 1):
         raise ValueError(f"EVAL_PERIOD must be a positive integer, got {eval_period!r}.")
@@ -137,14 +140,19 @@ def train(
     # Built before anything is written, as its constructor checks the eval batch size and
     # vocabulary against this mesh and model; eval data cached, generate/score jitted apart.
     evaluator = (evaluation.Evaluator(eval_dataset, model, mesh, rules,
-                                      layout.shardings.params)
+                                      layout.param_shardings)
                  if evaluate_during_training else None)
 
     # ------------------------------------------------------------------ initialise or restore
     # Order written down in flan_jax/checkpointing.py: MODEL_DIR, INITIAL_CHECKPOINT_PATH, init.
     ckpt = checkpointing.Checkpointer(model_dir, checkpoint)
     data_state = None
+    frozen = None  # parameter-efficient tuning: the frozen base params, beside the state
     with mesh, nn.logical_axis_rules(rules):
+        if program.is_peft:
+            base = _peft_base(model_dir, initial_checkpoint_path,
+                              resuming=ckpt.latest_step() is not None)
+            frozen = checkpointing.load_initial_params(base, layout.frozen_abstract)
         resumed = ckpt.restore_latest(layout.abstract)
         if resumed is not None:
             state, data_state = resumed.state, resumed.data_state
@@ -152,6 +160,12 @@ def train(
             if resumed.set_aside:
                 origin += (" (newer checkpoint(s) did not restore and were moved aside, not "
                            f"deleted: {', '.join(resumed.set_aside)})")
+        elif program.is_peft:
+            provider = data.get_mixture_or_task(train_dataset.mixture_or_task_name)
+            vocabulary = provider.output_features["inputs"].vocabulary
+            state = program.init_state(random_seed, frozen, vocabulary)
+            peft.write_base_pointer(model_dir, base, model_config)
+            origin = f"prompt/LoRA initialised, frozen base from {base}"
         elif initial_checkpoint_path:
             params = checkpointing.load_initial_params(
                 initial_checkpoint_path, layout.abstract.params)
@@ -163,7 +177,12 @@ def train(
             state = program.init_state(random_seed)
             origin = "initialised randomly"
     start_step = int(state.step)
-    logging.info("Train state %s (%s params).", origin, f"{program.num_params:,}")
+    logging.info("Train state %s (%s params, %s trainable).", origin,
+                 f"{program.num_params:,}", f"{program.num_trainable_params:,}")
+    step_extra = () if frozen is None else (frozen,)  # the frozen base: step_fn's 4th input
+
+    def all_params(state: trainer.TrainState) -> Any:
+        return state.params if frozen is None else peft.merge(state.params, frozen)
 
     # ------------------------------------------------------------------ data
     if data_state is not None:
@@ -218,7 +237,7 @@ def train(
             with mesh, nn.logical_axis_rules(rules):
                 while step < train_steps:
                     batch = data.to_global_arrays(next(batches), batch_sharding)
-                    state, metrics = step_fn(state, batch, dropout_key)
+                    state, metrics = step_fn(state, batch, dropout_key, *step_extra)
                     if pending is not None:
                         # One step behind: the next step is already queued on the devices.
                         check(*pending)
@@ -235,7 +254,7 @@ def train(
                         eval_metrics = None
                         if eval_due:
                             eval_started = time.perf_counter()
-                            eval_metrics = evaluator.evaluate(state.params, step).flat()
+                            eval_metrics = evaluator.evaluate(all_params(state), step).flat()
                             # Evaluation time is not training time either.
                             window_start += time.perf_counter() - eval_started
                         if step % log_every_steps == 0 or is_last or eval_due:
@@ -262,6 +281,30 @@ def train(
     if jax.process_index() == 0:
         _print_summary(summary)
     return summary
+
+
+def _peft_base(model_dir: str, initial_checkpoint_path: str | None, resuming: bool) -> str:
+    """The step directory of a parameter-efficient run's frozen base.
+
+    A fresh run takes INITIAL_CHECKPOINT_PATH's latest step. A resumed run takes the step
+    recorded in MODEL_DIR, even if the base run has saved later steps since (relaunching the
+    same command must not change the base), and refuses an INITIAL_CHECKPOINT_PATH in
+    another checkpoint directory.
+    """
+    recorded = peft.read_base_pointer(model_dir) if resuming else None
+    if initial_checkpoint_path:
+        directory, step = checkpointing.resolve_initial_checkpoint(initial_checkpoint_path)
+        if recorded and os.path.normpath(os.path.dirname(recorded)) != os.path.normpath(
+                directory):
+            raise ValueError(
+                f"MODEL_DIR {model_dir} was trained on the frozen base {recorded}, but "
+                f"INITIAL_CHECKPOINT_PATH now names {directory}. Resume with the recorded "
+                "base (or leave INITIAL_CHECKPOINT_PATH unset), or start a new MODEL_DIR.")
+        return recorded or os.path.join(directory, str(step))
+    if recorded is None:
+        raise ValueError(f"MODEL_DIR {model_dir} has a checkpoint but no {peft.BASE_POINTER_FILE}"
+                         " naming its frozen base; set INITIAL_CHECKPOINT_PATH to that base.")
+    return recorded
 
 
 def _print_summary(s: TrainSummary) -> None:

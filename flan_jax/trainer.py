@@ -20,7 +20,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from flan_jax import partitioning
+from flan_jax import partitioning, peft
 from flan_jax.models import t5
 
 Batch = Mapping[str, jax.Array]
@@ -30,7 +30,11 @@ MODEL_INPUT_FEATURES = (
 
 
 class TrainState(flax.struct.PyTreeNode):
-    """Everything a checkpoint must hold to continue training bit-for-bit."""
+    """Everything a checkpoint must hold to continue training bit-for-bit.
+
+    With parameter-efficient tuning (flan_jax/peft.py) params holds only the trainable part
+    (soft prompt, LoRA factors); the frozen base travels beside it, never in the state.
+    """
 
     step: jax.Array  # int32 scalar: number of updates applied so far
     params: Any
@@ -156,15 +160,20 @@ def _per_sequence_weights(weights: jax.Array, batch: Batch) -> jax.Array:
 
 
 def loss_sums(params: Any, batch: Batch, *, model: t5.Transformer, loss_config: LossConfig,
-              dropout_rng: jax.Array | None) -> tuple[jax.Array, dict[str, jax.Array]]:
+              dropout_rng: jax.Array | None, frozen_params: Any = None
+              ) -> tuple[jax.Array, dict[str, jax.Array]]:
     """Summed (not yet normalised) loss over a batch, plus summed statistics.
 
+    frozen_params: with parameter-efficient tuning, the frozen base that `params` (the
+    trainable part, what gradients are taken of) completes.
     Returns (objective, stats). stats = {loss, z_loss, correct, tokens, input_tokens,
     objective_weight} are scalar sums, so microbatches and hosts can be added up before
     normalising. The objective is the loss summed with the weights the normalising factor asks
     for (the loss weights; per-sequence weights for AVERAGE_PER_SEQUENCE), objective_weight the
     sum of those weights; stats["loss"] always sums the loss over real target tokens.
     """
+    if frozen_params is not None:
+        params = peft.merge(params, frozen_params)
     logits = model.apply(
         {"params": params}, **_model_inputs(batch),
         enable_dropout=dropout_rng is not None,
@@ -227,15 +236,17 @@ def _normaliser(stats: Mapping[str, jax.Array], loss_config: LossConfig,
     return jnp.asarray(factor, jnp.float32)
 
 
-def train_step(state: TrainState, batch: Batch, dropout_key: jax.Array, *,
-               model: t5.Transformer, optimizer: optax.GradientTransformation,
-               loss_config: LossConfig, num_microbatches: int = 1
-               ) -> tuple[TrainState, dict[str, jax.Array]]:
+def train_step(state: TrainState, batch: Batch, dropout_key: jax.Array,
+               frozen_params: Any = None, *, model: t5.Transformer,
+               optimizer: optax.GradientTransformation, loss_config: LossConfig,
+               num_microbatches: int = 1) -> tuple[TrainState, dict[str, jax.Array]]:
     """One optimizer update on a global batch; gradients optionally accumulated.
 
     The gradient of the summed loss is accumulated over microbatches and divided once by the
     normaliser of the whole batch, so num_microbatches changes memory use, not the update.
     dropout_key is folded with the step, so a resumed run draws the same dropout masks.
+    frozen_params: with parameter-efficient tuning, the frozen base params; state.params is
+    then the trainable part only and the only thing updated (None: full fine-tuning).
 
     Returns the new state and scalar metrics
     {loss, z_loss, accuracy, tokens, input_tokens, grad_norm}.
@@ -246,7 +257,7 @@ def train_step(state: TrainState, batch: Batch, dropout_key: jax.Array, *,
     def microbatch_grads(micro, index):
         rng = jax.random.fold_in(step_key, index) if model.config.dropout_rate > 0 else None
         return grad_fn(state.params, micro, model=model, loss_config=loss_config,
-                       dropout_rng=rng)
+                       dropout_rng=rng, frozen_params=frozen_params)
 
     if num_microbatches == 1:
         grads, stats = microbatch_grads(batch, 0)
@@ -288,7 +299,7 @@ def _summarise(stats: Mapping[str, jax.Array], grads: Any) -> dict[str, jax.Arra
 
 def eval_step(params: Any, batch: Batch, *, model: t5.Transformer,
               loss_config: LossConfig) -> dict[str, jax.Array]:
-    """Teacher-forced loss and token accuracy on one batch, no dropout."""
+    """Teacher-forced loss and token accuracy on one batch, no dropout (all params)."""
     _, stats = loss_sums(params, batch, model=model, loss_config=loss_config, dropout_rng=None)
     return _summarise(stats, None)
 
@@ -300,10 +311,21 @@ class StateLayout:
 
     abstract: TrainState of jax.ShapeDtypeStruct carrying shardings (what Orbax restores into).
     shardings: TrainState of NamedSharding (jit in/out shardings).
+    frozen_abstract / frozen_shardings: with parameter-efficient tuning, the same for the
+      frozen base params (not in the TrainState); None for full fine-tuning.
     """
 
     abstract: TrainState
     shardings: TrainState
+    frozen_abstract: Any = None
+    frozen_shardings: Any = None
+
+    @property
+    def param_shardings(self) -> Any:
+        """Shardings of the whole parameter tree (trainable and frozen): what eval uses."""
+        if self.frozen_shardings is None:
+            return self.shardings.params
+        return peft.merge(self.shardings.params, self.frozen_shardings)
 
 
 def _init_params(model: t5.Transformer, rng: jax.Array) -> Any:
@@ -315,10 +337,20 @@ def _init_params(model: t5.Transformer, rng: jax.Array) -> Any:
 
 def state_layout(model: t5.Transformer, optimizer: optax.GradientTransformation,
                  mesh: jax.sharding.Mesh, rules) -> StateLayout:
-    """eval_shape(init) -> logical specs -> mesh shardings, for params and optimizer state."""
+    """eval_shape(init) -> logical specs -> mesh shardings, for params and optimizer state.
+
+    With parameter-efficient tuning the state's params (and so the optimizer state) are the
+    trainable part only; the frozen base gets its own abstract tree and shardings.
+    """
     boxed = jax.eval_shape(functools.partial(_init_params, model), jax.random.PRNGKey(0))
     abstract_params = flax.linen.unbox(boxed)
     param_specs = flax.linen.get_partition_spec(boxed)
+    frozen_abstract = frozen_shardings = None
+    if peft.is_peft(model.config):
+        abstract_params, frozen_params = peft.split(abstract_params, model.config)
+        param_specs, frozen_specs = peft.split(param_specs, model.config)
+        frozen_shardings = partitioning.logical_to_shardings(frozen_specs, mesh, rules)
+        frozen_abstract = partitioning.shard_abstract_tree(frozen_params, frozen_shardings)
     abstract_opt_state = jax.eval_shape(optimizer.init, abstract_params)
     specs = TrainState(
         step=jax.sharding.PartitionSpec(), params=param_specs,
@@ -328,20 +360,38 @@ def state_layout(model: t5.Transformer, optimizer: optax.GradientTransformation,
     abstract = partitioning.shard_abstract_tree(
         TrainState(step=jax.ShapeDtypeStruct((), jnp.int32), params=abstract_params,
                    opt_state=abstract_opt_state), shardings)
-    return StateLayout(abstract=abstract, shardings=shardings)
+    return StateLayout(abstract=abstract, shardings=shardings, frozen_abstract=frozen_abstract,
+                       frozen_shardings=frozen_shardings)
 
 
 def init_train_state(model: t5.Transformer, optimizer: optax.GradientTransformation,
-                     layout: StateLayout, seed: int) -> TrainState:
+                     layout: StateLayout, seed: int, frozen_params: Any = None,
+                     vocabulary: Any = None) -> TrainState:
     """Random init, created directly in its final sharding (no full copy on one device).
 
+    With parameter-efficient tuning only the trainable part is kept (LoRA: lora_a random,
+    lora_b zero); a soft prompt is then drawn from the embedding table of frozen_params
+    (the base; see peft.initial_prompt, which uses `vocabulary` for class-label init).
     Call inside `with mesh, nn.logical_axis_rules(rules)` so activation constraints resolve.
     """
     def init(rng):
         params = flax.linen.unbox(_init_params(model, rng))
+        if peft.is_peft(model.config):
+            params = peft.split(params, model.config)[0]
         return TrainState(step=jnp.zeros((), jnp.int32), params=params,
                           opt_state=optimizer.init(params))
-    return jax.jit(init, out_shardings=layout.shardings)(jax.random.PRNGKey(seed))
+    rng = jax.random.PRNGKey(seed)
+    state = jax.jit(init, out_shardings=layout.shardings)(rng)
+    if model.config.prompt_length and frozen_params is not None:
+        embedding = frozen_params["token_embedder"]["embedding"]
+        prompt = peft.initial_prompt(embedding, model.config, jax.random.fold_in(rng, 1),
+                                     vocabulary)
+        params = dict(state.params)
+        params["encoder"] = {**params["encoder"], "prompt": jax.device_put(
+            prompt, layout.shardings.params["encoder"]["prompt"])}
+        # Adafactor's state holds statistics of shapes, not parameter values: still valid.
+        state = state.replace(params=params)
+    return state
 
 
 # ---------------------------------------------------------------------------- assembly
@@ -359,7 +409,9 @@ class TrainProgram:
       layout: abstract state and shardings (StateLayout).
       batch_sharding / replicated: shardings of batch arrays and of scalars / keys.
       step_fn: jit(train_step) with in/out shardings and the state donated;
-        step_fn(state, batch, dropout_key) -> (state, metrics).
+        step_fn(state, batch, dropout_key) -> (state, metrics). With parameter-efficient
+        tuning (is_peft) it is step_fn(state, batch, dropout_key, frozen_params): the frozen
+        base is an input with its own shardings, not donated and not returned.
     """
 
     mesh: jax.sharding.Mesh
@@ -377,7 +429,18 @@ class TrainProgram:
 
     @property
     def num_params(self) -> int:
-        return sum(x.size for x in jax.tree.leaves(self.layout.abstract.params))
+        """All parameters of the model, trainable and frozen."""
+        return self.num_trainable_params + peft.count(self.layout.frozen_abstract or {})
+
+    @property
+    def num_trainable_params(self) -> int:
+        """Parameters with optimizer state (all of them for full fine-tuning)."""
+        return peft.count(self.layout.abstract.params)
+
+    @property
+    def is_peft(self) -> bool:
+        """Parameter-efficient: step_fn then takes the frozen base as a 4th argument."""
+        return self.layout.frozen_abstract is not None
 
     def abstract_batch(self, batch_size: int, feature_lengths: Mapping[str, int],
                        packed: bool = True) -> dict[str, jax.ShapeDtypeStruct]:
@@ -401,10 +464,24 @@ class TrainProgram:
         key = jax.eval_shape(jax.random.PRNGKey, 0)
         return jax.ShapeDtypeStruct(key.shape, key.dtype, sharding=self.replicated)
 
-    def init_state(self, seed: int) -> TrainState:
+    def init_state(self, seed: int, frozen_params: Any = None,
+                   vocabulary: Any = None) -> TrainState:
         """Random init in its final sharding (see init_train_state)."""
         with self.mesh, self.axis_rules():
-            return init_train_state(self.model, self.optimizer, self.layout, seed)
+            return init_train_state(self.model, self.optimizer, self.layout, seed,
+                                    frozen_params, vocabulary)
+
+    def init_frozen(self, seed: int) -> Any:
+        """Parameter-efficient only: a randomly initialised frozen base, in its sharding.
+
+        For benchmarks, compilation and tests; real runs load the base from a checkpoint.
+        """
+        def init(rng):
+            params = flax.linen.unbox(_init_params(self.model, rng))
+            return peft.split(params, self.model.config)[1]
+        with self.mesh, self.axis_rules():
+            return jax.jit(init, out_shardings=self.layout.frozen_shardings)(
+                jax.random.PRNGKey(seed))
 
 
 def build_train_program(model_config: t5.T5Config, optimizer: optax.GradientTransformation,
@@ -421,10 +498,14 @@ def build_train_program(model_config: t5.T5Config, optimizer: optax.GradientTran
     layout = state_layout(model, optimizer, mesh, rules)
     batch_sharding = partitioning.batch_sharding(mesh)
     replicated = partitioning.replicated(mesh)
+    in_shardings = (layout.shardings, batch_sharding, replicated)
+    if layout.frozen_shardings is not None:
+        # Full fine-tuning keeps its three-argument step (and its compiled program) as is.
+        in_shardings += (layout.frozen_shardings,)
     step_fn = jax.jit(
         functools.partial(train_step, model=model, optimizer=optimizer,
                           loss_config=loss_config, num_microbatches=num_microbatches),
-        in_shardings=(layout.shardings, batch_sharding, replicated),
+        in_shardings=in_shardings,
         out_shardings=(layout.shardings, replicated),
         donate_argnums=(0,))
     return TrainProgram(mesh=mesh, rules=rules, model=model, optimizer=optimizer,

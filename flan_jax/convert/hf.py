@@ -26,7 +26,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from flan_jax import checkpointing
+from flan_jax import checkpointing, peft
 from flan_jax.convert import checkpoint_io, naming
 from flan_jax.models import t5
 
@@ -290,11 +290,14 @@ def to_hf(checkpoint: str, out_dir: str, gin_files: Sequence[str] = ()) -> t5.T5
 
     The model config comes from `gin_files` when given (checked against the params);
     otherwise from the params' shapes with T5's conventions (naming.infer_config).
+    A LoRA run's checkpoint is completed with its frozen base and the adapters are merged
+    into the kernels, so the export is a plain T5.
     """
     with checkpoint_io.atomic_output_dir(out_dir) as tmp:
         params, where = checkpointing.load_params(checkpoint)
+        params = _merge_peft_run(params, where)
         shapes = {name: a.shape for name, a in params.items()}
-        config = (checkpoint_io.config_from_gin(gin_files) if gin_files
+        config = (peft.plain_config(checkpoint_io.config_from_gin(gin_files)) if gin_files
                   else naming.infer_config(shapes, where))
         naming.check_shapes(config, shapes, where)
         with open(os.path.join(tmp, CONFIG_FILE), "w") as f:
@@ -307,6 +310,18 @@ def to_hf(checkpoint: str, out_dir: str, gin_files: Sequence[str] = ()) -> t5.T5
         if os.path.isfile(vocabulary):
             shutil.copyfile(vocabulary, os.path.join(tmp, checkpoint_io.VOCABULARY_FILE))
     return config
+
+
+def _merge_peft_run(params: dict[str, np.ndarray], where: str) -> dict[str, np.ndarray]:
+    """{name: array} of checkpoint step dir `where`; for a LoRA run (its MODEL_DIR records a
+    frozen base, flan_jax/peft.py) the base's params with the adapters folded in."""
+    record = peft.read_run_record(os.path.dirname(os.path.dirname(where)))
+    if record is None:
+        return params
+    peft.check_exportable(record["prompt_length"])
+    base, _ = checkpointing.load_params(record["base_checkpoint"])
+    folded = peft.fold_lora(checkpointing.unflatten({**base, **params}), record["lora_scale"])
+    return checkpointing.flatten(folded)
 
 
 def write_safetensors(path: str, tensors: Mapping[str, np.ndarray]) -> None:

@@ -37,6 +37,8 @@ _REMAT_POLICIES = {
     "full": None,  # save nothing: recompute the whole layer on the backward pass
     "dots": jax.checkpoint_policies.checkpoint_dots_with_no_batch_dims,
 }
+# Projections LoRA can adapt: the four attention projections and (all of) the MLP's.
+LORA_TARGETS = ("query", "key", "value", "out", "mlp")
 _SIZE_FIELDS = ("vocab_size", "emb_dim", "num_heads", "num_encoder_layers",
                 "num_decoder_layers", "head_dim", "mlp_dim", "relative_attention_num_buckets",
                 "relative_attention_max_distance")
@@ -62,6 +64,22 @@ class T5Config:
       relative_attention_num_buckets / relative_attention_max_distance: T5 position buckets.
       remat_policy: "none", "full" (recompute each layer) or "dots" (keep matmul outputs
         without batch dimensions, recompute the rest).
+
+    Parameter-efficient tuning (flan_jax/peft.py trains only these; 0 turns each off, and
+    with both off the parameter tree and the numerics are exactly those of plain T5):
+      prompt_length: soft prompt tuning (Lester et al. 2021): this many learned vectors
+        [prompt_length, emb_dim] ('encoder/prompt') are prepended to every encoder input's
+        embeddings; the encoder and the decoder's cross-attention see them as real tokens.
+        Unpacked batches only (packing would need a prompt per packed segment).
+      prompt_init_texts: class-label initialisation: prompt row i starts as the mean
+        embedding of the tokens of text i (e.g. the task's answer options); the remaining
+        rows, or all rows when empty, are embeddings sampled from the vocabulary.
+      lora_rank: LoRA (Hu et al. 2021): each targeted projection W [in, out] gains
+        lora_a [in, rank] and lora_b [rank, out] (zero-initialised), computing
+        x W + (lora_alpha / lora_rank) x lora_a lora_b.
+      lora_alpha: the LoRA scale's numerator; None means lora_rank (a scale of 1).
+      lora_targets: which projections get LoRA: attention "query", "key", "value", "out"
+        (in every attention block) and "mlp" (all MLP projections).
     """
 
     vocab_size: int = 32128
@@ -79,10 +97,16 @@ class T5Config:
     relative_attention_num_buckets: int = 32
     relative_attention_max_distance: int = 128
     remat_policy: str = "none"
+    prompt_length: int = 0
+    prompt_init_texts: tuple[str, ...] = ()
+    lora_rank: int = 0
+    lora_alpha: float | None = None
+    lora_targets: tuple[str, ...] = ("query", "key", "value", "out")
 
     def __post_init__(self):
         # gin and JSON give lists; the config must stay hashable (flax modules hash it).
-        object.__setattr__(self, "mlp_activations", tuple(self.mlp_activations))
+        for name in ("mlp_activations", "prompt_init_texts", "lora_targets"):
+            object.__setattr__(self, name, tuple(getattr(self, name)))
         for name in _SIZE_FIELDS:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
@@ -103,6 +127,36 @@ class T5Config:
             raise ValueError(f"T5Config.remat_policy must be 'none', 'full' or 'dots', got "
                              f"{self.remat_policy!r}.")
         self._check_buckets()
+        self._check_peft()
+
+    def _check_peft(self):
+        for name in ("prompt_length", "lora_rank"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ValueError(f"T5Config.{name} must be an integer >= 0 (0 turns it off), "
+                                 f"got {value!r}.")
+        if len(self.prompt_init_texts) > self.prompt_length:
+            raise ValueError(
+                f"T5Config.prompt_init_texts has {len(self.prompt_init_texts)} texts but "
+                f"prompt_length is {self.prompt_length}; each text initialises one prompt "
+                "row, so raise prompt_length or give fewer texts.")
+        if self.lora_alpha is not None and not self.lora_alpha > 0:
+            raise ValueError(f"T5Config.lora_alpha must be None (= lora_rank) or > 0, got "
+                             f"{self.lora_alpha!r}.")
+        unknown = [t for t in self.lora_targets if t not in LORA_TARGETS]
+        if unknown or (self.lora_rank and not self.lora_targets):
+            raise ValueError(f"T5Config.lora_targets must name some of {LORA_TARGETS}, got "
+                             f"{self.lora_targets!r}.")
+
+    @property
+    def lora_scale(self) -> float:
+        """The factor of the low-rank update: lora_alpha / lora_rank."""
+        alpha = self.lora_rank if self.lora_alpha is None else self.lora_alpha
+        return alpha / self.lora_rank if self.lora_rank else 0.0
+
+    def lora_rank_of(self, target: str) -> int:
+        """lora_rank for a projection kind in LORA_TARGETS, 0 when it is not targeted."""
+        return self.lora_rank if target in self.lora_targets else 0
 
     def _check_buckets(self):
         # The encoder gives half the buckets to each direction and half of those to exact
@@ -134,7 +188,18 @@ class T5Config:
         total += self.num_decoder_layers * decoder_layer + relpos + d
         if not self.logits_via_embedding:
             total += d * self.vocab_size
-        return total
+        return total + self.num_peft_params()
+
+    def num_peft_params(self) -> int:
+        """Scalars of the soft prompt and the LoRA factors (0 for plain T5)."""
+        d, joined, r = self.emb_dim, self.num_heads * self.head_dim, self.lora_rank
+        attention = sum(self.lora_rank_of(t) and r * (d + joined)
+                        for t in ("query", "key", "value", "out"))
+        mlp = (len(self.mlp_activations) + 1) * r * (d + self.mlp_dim) if "mlp" in (
+            self.lora_targets) else 0
+        return (self.prompt_length * d
+                + self.num_encoder_layers * (attention + mlp)
+                + self.num_decoder_layers * (2 * attention + mlp))
 
 
 # ----------------------------------------------------------------------------------------
@@ -149,6 +214,10 @@ class Dense(nn.Module):
     """A bias-free [in, features] projection with a float32 kernel, computed in `dtype`.
 
     output_dtype, if set, is the matmul's accumulation and result dtype (float32 for logits).
+    lora_rank > 0 adds LoRA factors lora_a [in, rank] and lora_b [rank, features] and
+    returns x kernel + lora_scale * (x lora_a) lora_b. lora_b starts at zero, so an untrained
+    adapter adds exact zeros. Going through the rank keeps the update's cost at
+    rank * (in + features) per token instead of materialising the [in, features] product.
     """
 
     features: int
@@ -156,6 +225,8 @@ class Dense(nn.Module):
     dtype: jnp.dtype
     kernel_init: Callable = _kernel_init()
     output_dtype: jnp.dtype | None = None
+    lora_rank: int = 0
+    lora_scale: float = 1.0
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
@@ -163,8 +234,20 @@ class Dense(nn.Module):
         kernel = self.param("kernel", nn.with_logical_partitioning(self.kernel_init,
                                                                    self.kernel_axes),
                             (x.shape[-1], self.features), jnp.float32)
-        return jnp.dot(x.astype(self.dtype), kernel.astype(self.dtype),
-                       preferred_element_type=self.output_dtype)
+        y = jnp.dot(x.astype(self.dtype), kernel.astype(self.dtype),
+                    preferred_element_type=self.output_dtype)
+        if not self.lora_rank:
+            return y
+        # The rank axis is small: left unsharded (None); the other axis follows the kernel's.
+        lora_a = self.param("lora_a", nn.with_logical_partitioning(
+            _kernel_init(), (self.kernel_axes[0], None)),
+            (x.shape[-1], self.lora_rank), jnp.float32)
+        lora_b = self.param("lora_b", nn.with_logical_partitioning(
+            nn.initializers.zeros, (None, self.kernel_axes[1])),
+            (self.lora_rank, self.features), jnp.float32)
+        low = jnp.dot(x.astype(self.dtype), lora_a.astype(self.dtype))
+        update = jnp.dot(low, lora_b.astype(self.dtype), preferred_element_type=self.output_dtype)
+        return y + (self.lora_scale * update).astype(y.dtype)
 
 
 class RMSNorm(nn.Module):
@@ -304,9 +387,12 @@ class MultiHeadAttention(nn.Module):
         axes = ("embed", "joined_kv")
         # T5X scales the query init instead of the logits, so checkpoints need no rescaling.
         query_init = lambda *a: _kernel_init(1.0, "normal")(*a) / math.sqrt(cfg.head_dim)
-        query = self._split_heads(Dense(joined, axes, dtype, query_init, name="query")(inputs_q))
+        lora = lambda target: dict(lora_rank=cfg.lora_rank_of(target), lora_scale=cfg.lora_scale)
+        query = self._split_heads(Dense(joined, axes, dtype, query_init, name="query",
+                                        **lora("query"))(inputs_q))
         project = lambda name: self._split_heads(
-            Dense(joined, axes, dtype, _kernel_init(1.0, "normal"), name=name)(inputs_kv))
+            Dense(joined, axes, dtype, _kernel_init(1.0, "normal"), name=name,
+                  **lora(name))(inputs_kv))
         kv_axes = "bkhd"  # [batch, kv_len, heads, head_dim]
         if not decode:
             key, value = project("key"), project("value")
@@ -321,7 +407,7 @@ class MultiHeadAttention(nn.Module):
         context = jnp.einsum(f"bhqk,{kv_axes}->bqhd", weights.astype(dtype), value)
         context = context.reshape(context.shape[:2] + (joined,))
         out = Dense(cfg.emb_dim, ("joined_kv", "embed"), dtype, _kernel_init(1.0, "normal"),
-                    name="out")(context)
+                    name="out", **lora("out"))(context)
         return nn.with_logical_constraint(out, ("batch", "length", "embed"))
 
     def _static_kv_cache(self, project: Callable[[str], jax.Array]
@@ -399,16 +485,17 @@ class MlpBlock(nn.Module):
         """[batch, length, embed] -> [batch, length, embed]."""
         cfg, dtype = self.config, self.config.activation_dtype
         activations = cfg.mlp_activations
+        lora = dict(lora_rank=cfg.lora_rank_of("mlp"), lora_scale=cfg.lora_scale)
         hidden = None
         for i, name in enumerate(activations):
             # T5X names a single projection `wi` and gated ones `wi_0`, `wi_1`, ...
             dense_name = "wi" if len(activations) == 1 else f"wi_{i}"
             h = _ACTIVATIONS[name](Dense(cfg.mlp_dim, ("embed", "mlp"), dtype,
-                                         name=dense_name)(x))
+                                         name=dense_name, **lora)(x))
             hidden = h if hidden is None else hidden * h
         hidden = nn.with_logical_constraint(hidden, ("batch", "length", "mlp"))
         hidden = _dropout(cfg, hidden, deterministic)
-        out = Dense(cfg.emb_dim, ("mlp", "embed"), dtype, name="wo")(hidden)
+        out = Dense(cfg.emb_dim, ("mlp", "embed"), dtype, name="wo", **lora)(hidden)
         return nn.with_logical_constraint(out, ("batch", "length", "embed"))
 
 
@@ -494,14 +581,29 @@ class Encoder(nn.Module):
 
     @nn.compact
     def __call__(self, tokens: jax.Array, mask: jax.Array, deterministic: bool) -> jax.Array:
-        """tokens [batch, length]; mask [batch, 1, length, length] -> [batch, length, embed]."""
+        """tokens [batch, length] -> [batch, prompt_length + length, embed].
+
+        mask is [batch, 1, total, total] over the prompt positions (first) and the tokens.
+        """
         cfg = self.config
         x = self.shared_embedding(tokens)
+        if cfg.prompt_length:
+            # As T5X prompt tuning: the prompt is concatenated in front of the token
+            # embeddings, so it occupies positions 0..P-1 and the relative position bias
+            # treats it like a prefix of the input. The random init is a placeholder: a run
+            # with a base model draws the prompt from its embeddings (peft.initial_prompt).
+            prompt = self.param(
+                "prompt", nn.with_logical_partitioning(nn.initializers.uniform(0.5),
+                                                       ("prompt", "embed")),
+                (cfg.prompt_length, cfg.emb_dim), jnp.float32)
+            prompt = jnp.broadcast_to(prompt.astype(x.dtype), (x.shape[0],) + prompt.shape)
+            x = jnp.concatenate([prompt, x], axis=1)
         x = _dropout(cfg, x, deterministic)
         x = nn.with_logical_constraint(x, ("batch", "length", "embed"))
+        length = x.shape[1]
         bias = RelativePositionBias(cfg.num_heads, cfg.relative_attention_num_buckets,
                                     cfg.relative_attention_max_distance, bidirectional=True,
-                                    name="relpos_bias")(tokens.shape[1], tokens.shape[1])
+                                    name="relpos_bias")(length, length)
         layer_class = _maybe_remat(EncoderLayer, cfg, deterministic_argnum=4)
         for i in range(cfg.num_encoder_layers):
             x = layer_class(cfg, name=f"layers_{i}")(x, mask, bias, deterministic)
@@ -639,10 +741,32 @@ class Transformer(nn.Module):
                encoder_segment_ids: jax.Array | None = None,
                encoder_positions: jax.Array | None = None, *,
                enable_dropout: bool = True) -> jax.Array:
-        """int32 [batch, enc_len] tokens (and segment ids) -> [batch, enc_len, emb_dim]."""
+        """int32 [batch, enc_len] tokens (and segment ids) -> [batch, P + enc_len, emb_dim].
+
+        P is prompt_length (0 without a soft prompt): the prompt's outputs come first.
+        """
         del encoder_positions  # see the class docstring
-        mask = encoder_self_mask(encoder_input_tokens, encoder_segment_ids)
+        if self.config.prompt_length and encoder_segment_ids is not None:
+            raise ValueError(
+                f"T5Config.prompt_length={self.config.prompt_length} (soft prompt tuning) "
+                "takes unpacked batches only: a packed row would need a prompt per packed "
+                "segment, which flan_jax does not build. Set PACK_EXAMPLES = False (as "
+                "gin_configs/runs/prompt_tune.gin does).")
+        mask = encoder_self_mask(self.encoder_key_tokens(encoder_input_tokens),
+                                 encoder_segment_ids)
         return self.encoder(encoder_input_tokens, mask, not enable_dropout)
+
+    def encoder_key_tokens(self, encoder_input_tokens: jax.Array) -> jax.Array:
+        """What the encoder's output positions stand for, for masks: [batch, P + enc_len].
+
+        The tokens themselves, preceded by prompt_length ones when there is a soft prompt
+        (a prompt position is always real, whatever the input's padding).
+        """
+        if not self.config.prompt_length:
+            return encoder_input_tokens
+        prompt = jnp.ones((encoder_input_tokens.shape[0], self.config.prompt_length),
+                          encoder_input_tokens.dtype)
+        return jnp.concatenate([prompt, encoder_input_tokens], axis=1)
 
     def decode(self, encoded: jax.Array, encoder_input_tokens: jax.Array,
                decoder_input_tokens: jax.Array, decoder_target_tokens: jax.Array,
@@ -654,7 +778,7 @@ class Transformer(nn.Module):
         """Teacher-forced decoder pass, or one step of cached decoding.
 
         Args:
-          encoded: [batch, enc_len, emb_dim] from `encode`.
+          encoded: [batch, P + enc_len, emb_dim] from `encode` (P = prompt_length, often 0).
           encoder_input_tokens: int32 [batch, enc_len], for the cross-attention mask.
           decoder_input_tokens: int32 [batch, dec_len], the targets shifted right.
           decoder_target_tokens: int32 [batch, dec_len], for the masks only.
@@ -668,12 +792,13 @@ class Transformer(nn.Module):
           float32 logits [batch, dec_len, vocab].
         """
         del decoder_positions  # see the class docstring
+        encoder_keys = self.encoder_key_tokens(encoder_input_tokens)
         if decode:
             self_mask = None  # the Decoder derives it from the cache index
-            cross_mask = (encoder_input_tokens > 0)[:, None, None, :]
+            cross_mask = (encoder_keys > 0)[:, None, None, :]
         else:
             self_mask = decoder_self_mask(decoder_target_tokens, decoder_segment_ids)
-            cross_mask = cross_attention_mask(decoder_target_tokens, encoder_input_tokens,
+            cross_mask = cross_attention_mask(decoder_target_tokens, encoder_keys,
                                               decoder_segment_ids, encoder_segment_ids)
         return self.decoder(encoded, decoder_input_tokens, self_mask, cross_mask,
                             not enable_dropout, decode=decode,
