@@ -4,7 +4,8 @@ r"""Compiles a gin launch's train step for a named TPU slice, on a CPU: memory a
       --gin_file=gin_configs/models/t5_1_1/xxl.gin \
       --gin_file=gin_configs/runs/finetune.gin \
       --gin.NUM_PARTITIONS=8 --gin.PARAMETER_SHARDING=True --gin.REMAT_POLICY="'full'" \
-      --gin.TASK_FEATURE_LENGTHS="{'inputs': 1024, 'targets': 256}"
+      --gin.TASK_FEATURE_LENGTHS="{'inputs': 1024, 'targets': 256}" \
+      --gin.MIXTURE_OR_TASK_NAME="'flan_inter_cluster_split_0_10templates_train'"
 
 It reads the same gin files as flan_jax.train and takes the arguments gin binds to
 flan_jax.train.train (model, batch size and feature lengths, optimizer, loss, partitioning,
@@ -389,7 +390,9 @@ def model_flops_per_step(config: Any, batch_size: int, lengths: dict[str, int]) 
 
 
 # ---------------------------------------------------------------------------- entry point
-REQUIRED_MACROS = ("TASK_FEATURE_LENGTHS",)
+# The mixture is checked as train checks it (a registered name whose features the lengths
+# cover: data.DatasetConfig), though no data is read; MODEL_DIR and TRAIN_STEPS are not needed.
+REQUIRED_MACROS = ("MIXTURE_OR_TASK_NAME", "TASK_FEATURE_LENGTHS")
 
 
 def main(argv: Sequence[str] | None = None) -> list[CompileReport]:

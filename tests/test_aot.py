@@ -14,7 +14,7 @@ REPO = launch.REPO_ROOT
 TINY_LAUNCH = ["--gin_file=gin_configs/models/t5_1_1/tiny.gin",
                "--gin_file=gin_configs/runs/finetune.gin",
                "--gin.TASK_FEATURE_LENGTHS={'inputs': 64, 'targets': 16}",
-               "--gin.BATCH_SIZE=8"]
+               "--gin.BATCH_SIZE=8", "--gin.MIXTURE_OR_TASK_NAME='mini_addition'"]
 
 
 @pytest.fixture(autouse=True)
@@ -70,7 +70,8 @@ def test_the_launch_is_read_from_the_train_gin_files():
 
 
 def test_the_shipped_pod_file_is_a_complete_launch():
-    launch.parse_gin(launch.parse_args(["--gin_file=gin_configs/pods/v4-8_base.gin"], "test"))
+    launch.parse_gin(launch.parse_args(["--gin_file=gin_configs/pods/v4-8_base.gin",
+                                        "--gin.MIXTURE_OR_TASK_NAME='mini_addition'"], "test"))
     bound = aot.bound_train_launch()
     assert (bound.batch_size, bound.feature_lengths) == (32, {"inputs": 512, "targets": 128})
     assert bound.partitioning_config == aot.partitioning.PartitioningConfig(2, True)

@@ -25,7 +25,7 @@ def _eval_config(*files: str, mixture: str) -> evaluation.EvalConfig:
     gin.add_config_file_search_path(REPO)
     gin.parse_config_files_and_bindings(
         [os.path.join(REPO, "gin_configs/models/t5_1_1/tiny.gin"), *files],
-        [f"MIXTURE_OR_TASK_NAME = '{mixture}'", "TASK_FEATURE_LENGTHS = {'inputs': 8}",
+        [f"MIXTURE_OR_TASK_NAME = '{mixture}'", "TASK_FEATURE_LENGTHS = {'inputs': 8, 'targets': 8}",
          "CHECKPOINT_PATH = '/x'", "EVAL_OUTPUT_DIR = '/y'"], finalize_config=False)
     return gin.get_configurable(evaluation.EvalConfig)()
 
