@@ -37,6 +37,9 @@ from typing import Any, Sequence
 # libtpu logs an error about TPU_WORKER_HOSTNAMES when it runs on a machine without TPUs; a
 # compile-only process has no other workers, so say so before libtpu is loaded.
 os.environ.setdefault("TPU_WORKER_HOSTNAMES", "localhost")
+# Compiling needs no TPU client (libtpu's topology description is enough), so do not try to
+# open one: on a CPU machine that only logs a failed TPU initialisation.
+os.environ.setdefault("JAX_PLATFORMS", "cpu")
 
 import gin  # noqa: E402
 import jax  # noqa: E402
@@ -368,10 +371,10 @@ def format_report(report: CompileReport, launch_config: TrainLaunch) -> str:
         step_flops = report.flops_per_chip * chips
         model_flops = model_flops_per_step(cfg, launch_config.batch_size, lengths)
         lines.append(
-            f"  whole step: {step_flops / 1e15:.4f} PFLOP compiled over {tokens:,} tokens; "
-            f"model FLOPs {model_flops / 1e15:.4f} PFLOP (6 x params x tokens + attention), "
-            f"so the compiled step does {step_flops / model_flops:.2f} x the model FLOPs "
-            "(rematerialisation recomputes the forward pass)")
+            f"  whole step: {step_flops / 1e12:,.1f} TFLOP compiled over {tokens:,} tokens; "
+            f"model FLOPs {model_flops / 1e12:,.1f} TFLOP (6 x params x tokens + attention): "
+            f"{step_flops / model_flops:.2f} x (above 1: rematerialisation, and the softmax, "
+            "norm and loss work the formula leaves out)")
     return "\n".join(lines)
 
 
