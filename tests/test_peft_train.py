@@ -148,14 +148,14 @@ def test_resume_keeps_its_recorded_base_and_refuses_another(base_dir, tmp_path):
 
 
 def test_lora_run_exports_to_hf_as_a_plain_t5_with_the_same_logits(base_dir, tmp_path):
-    from flan_jax.convert import hf, naming
+    from flan_jax.convert import hf
     run, out = tmp_path / "run", tmp_path / "hf"
     train.train(**_kwargs(run, base_dir, LORA, steps=2))
     config = tiny.model_config(**LORA)
     exported_config = hf.to_hf(str(run), str(out))
     assert exported_config.lora_rank == 0 and exported_config.prompt_length == 0
     with hf.HfCheckpoint(str(out)) as checkpoint:
-        exported = naming.unflatten(hf.read_hf_params(checkpoint))
+        exported = checkpointing.unflatten(hf.read_hf_params(checkpoint))
     assert not any(k[-1].startswith("lora") for k in flax.traverse_util.flatten_dict(exported))
     rng = np.random.RandomState(0)
     tokens = rng.randint(2, 300, (2, 10)).astype(np.int32)
