@@ -13,8 +13,9 @@ assembly train and bench use, on a ('data', 'model') mesh of the slice's devices
 describes any TPU topology without the hardware: jax.experimental.topologies), lowered with
 abstract state, batch and key, and compiled by the TPU compiler. It prints, per chip:
 parameters + optimizer state, temporaries, their total against the chip's HBM, the compiler's
-FLOPs per step, and "fits" or the compiler's out-of-memory message. Nothing is trained, no data
-is read, no MODEL_DIR is needed.
+FLOPs per step, and "fits" or the compiler's out-of-memory message. --eval also compiles
+evaluation's score and generate steps on the same parameter layout. Nothing is trained, no
+data is read, no MODEL_DIR is needed.
 
 libtpu comes with the [tpu] extra (`pip install -e ".[tpu]"`, or `make install-tpu`).
 XXL compiles take minutes and about 13 GB of RAM; `ulimit -s unlimited` first (the compiler
