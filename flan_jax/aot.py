@@ -289,7 +289,10 @@ def compile_train_step(program: trainer.TrainProgram, launch_config: TrainLaunch
     started = time.perf_counter()
     with program.mesh, program.axis_rules():
         lowered = program.step_fn.lower(program.layout.abstract, batch, program.abstract_key())
-    return _compile("train", lowered, program, tpu_slice, program.layout.abstract, started)
+    report = _compile("train", lowered, program, tpu_slice, program.layout.abstract, started)
+    # Microbatches run in a loop whose body XLA's cost analysis counts once.
+    return dataclasses.replace(
+        report, flops_per_chip=report.flops_per_chip * launch_config.num_microbatches)
 
 
 def compile_eval_steps(program: trainer.TrainProgram, eval_config: Any,
