@@ -14,8 +14,9 @@ assembly train and bench use, on a ('data', 'model') mesh of the slice's devices
 describes any TPU topology without the hardware: jax.experimental.topologies), lowered with
 abstract state, batch and key, and compiled by the TPU compiler. It prints, per chip:
 parameters + optimizer state, temporaries, their total against the chip's HBM, the compiler's
-FLOPs per step, and "fits" or the compiler's out-of-memory message. Nothing is trained, no data
-is read, no MODEL_DIR is needed.
+FLOPs per step, and "fits" or the compiler's out-of-memory message. --eval also compiles
+evaluation's score and generate steps on the same parameter layout. Nothing is trained, no
+data is read, no MODEL_DIR is needed.
 
 libtpu comes with the [tpu] extra (`pip install -e ".[tpu]"`, or `make install-tpu`).
 XXL compiles take minutes and about 13 GB of RAM; `ulimit -s unlimited` first (the compiler
@@ -289,7 +290,10 @@ def compile_train_step(program: trainer.TrainProgram, launch_config: TrainLaunch
     started = time.perf_counter()
     with program.mesh, program.axis_rules():
         lowered = program.step_fn.lower(program.layout.abstract, batch, program.abstract_key())
-    return _compile("train", lowered, program, tpu_slice, program.layout.abstract, started)
+    report = _compile("train", lowered, program, tpu_slice, program.layout.abstract, started)
+    # Microbatches run in a loop whose body XLA's cost analysis counts once.
+    return dataclasses.replace(
+        report, flops_per_chip=report.flops_per_chip * launch_config.num_microbatches)
 
 
 def compile_eval_steps(program: trainer.TrainProgram, eval_config: Any,
