@@ -33,7 +33,7 @@ run: install
 	  --gin.EVAL_OUTPUT_DIR="'$(MODEL_DIR)/eval'"
 
 test: install
-	$(PY) -m pytest -q -rs tests
+	$(PY) -m pytest -q -rs --durations=15 tests
 
 # Training throughput on bench-cpu against HF PyTorch (eager, compiled), rounds interleaved; one JSON line.
 bench: install
