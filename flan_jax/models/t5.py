@@ -234,10 +234,14 @@ class Dense(nn.Module):
         kernel = self.param("kernel", nn.with_logical_partitioning(self.kernel_init,
                                                                    self.kernel_axes),
                             (x.shape[-1], self.features), jnp.float32)
+        # The matmul runs on [rows, in]: on 3-D inputs XLA:CPU copied a transposed activation
+        # before every weight-gradient matmul (bench-cpu 2.51 -> 2.20 s per step flattened).
+        leading = x.shape[:-1]
+        x = x.reshape((-1, x.shape[-1]))
         y = jnp.dot(x.astype(self.dtype), kernel.astype(self.dtype),
                     preferred_element_type=self.output_dtype)
         if not self.lora_rank:
-            return y
+            return y.reshape(leading + (self.features,))
         # The rank axis is small: left unsharded (None); the other axis follows the kernel's.
         lora_a = self.param("lora_a", nn.with_logical_partitioning(
             _kernel_init(), (self.kernel_axes[0], None)),
@@ -247,7 +251,8 @@ class Dense(nn.Module):
             (self.lora_rank, self.features), jnp.float32)
         low = jnp.dot(x.astype(self.dtype), lora_a.astype(self.dtype))
         update = jnp.dot(low, lora_b.astype(self.dtype), preferred_element_type=self.output_dtype)
-        return y + (self.lora_scale * update).astype(y.dtype)
+        return (y + (self.lora_scale * update).astype(y.dtype)).reshape(
+            leading + (self.features,))
 
 
 class RMSNorm(nn.Module):
