@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import functools
 import importlib.util
 import math
 import os
@@ -305,20 +304,14 @@ def compile_eval_steps(program: trainer.TrainProgram, eval_config: Any,
     targets length unless set). Jitted with the shardings evaluation.Evaluator gives them.
     """
     from flan_jax import evaluation
-    from flan_jax.models import decoding
     partitioning.check_batch_size(eval_config.batch_size, program.mesh)
     params = program.layout.abstract.params
     param_shardings = program.layout.shardings.params
     batch = program.abstract_batch(eval_config.batch_size, eval_config.task_feature_lengths,
                                    packed=False)
-    score = jax.jit(functools.partial(decoding.score, program.model),
-                    in_shardings=(param_shardings, program.batch_sharding),
-                    out_shardings=program.replicated)
-    generate = jax.jit(
-        functools.partial(evaluation._generate, model=program.model,
-                          config=eval_config.decoding_config(), eos_id=T5_EOS_ID),
-        in_shardings=(param_shardings, program.batch_sharding, program.replicated),
-        out_shardings=(program.replicated, program.replicated))
+    score, generate = evaluation.jit_eval_steps(
+        program.model, eval_config.decoding_config(), T5_EOS_ID, param_shardings,
+        program.batch_sharding, program.replicated)
     reports = []
     for step, fn, args in (
             ("score", score, (params, batch)),

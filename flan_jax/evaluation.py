@@ -185,15 +185,8 @@ class Evaluator:
         batch_sharding = partitioning.batch_sharding(mesh)
         replicated = partitioning.replicated(mesh)
         self._batch_sharding = batch_sharding
-        # Outputs replicated: every process gets every row back for seqio's metrics.
-        self._score = jax.jit(
-            functools.partial(decoding.score, model),
-            in_shardings=(param_shardings, batch_sharding), out_shardings=replicated)
-        self._generate = jax.jit(
-            functools.partial(_generate, model=model, config=self._decoding,
-                              eos_id=self._eos_id),
-            in_shardings=(param_shardings, batch_sharding, replicated),
-            out_shardings=(replicated, replicated))
+        self._score, self._generate = jit_eval_steps(
+            model, self._decoding, self._eos_id, param_shardings, batch_sharding, replicated)
         self._rng = jax.random.PRNGKey(config.seed)
 
     @property
@@ -273,6 +266,24 @@ class Evaluator:
 
     def close(self) -> None:
         self._seqio.close()
+
+
+def jit_eval_steps(model: t5.Transformer, decoding_config: decoding.DecodingConfig,
+                   eos_id: int, param_shardings: Any, batch_sharding: Any, replicated: Any
+                   ) -> tuple[Callable, Callable]:
+    """The two jitted evaluation steps, shared by Evaluator and flan_jax.aot.
+
+    score(params, batch) -> per-row log-likelihoods; generate(params, encoder_input_tokens
+    [batch, in_len], rng) -> (tokens [batch, max_decode_length], scores [batch]). Outputs are
+    replicated: every process gets every row back for seqio's metrics.
+    """
+    score = jax.jit(functools.partial(decoding.score, model),
+                    in_shardings=(param_shardings, batch_sharding), out_shardings=replicated)
+    generate = jax.jit(
+        functools.partial(_generate, model=model, config=decoding_config, eos_id=eos_id),
+        in_shardings=(param_shardings, batch_sharding, replicated),
+        out_shardings=(replicated, replicated))
+    return score, generate
 
 
 def _generate(params, encoder_input_tokens, rng, *, model, config, eos_id):
