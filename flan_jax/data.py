@@ -136,16 +136,81 @@ def check_vocabulary_fits(mixture_or_task_name: str, model_vocab_size: int) -> N
             "multiple of 128 keeps the 'vocab' axis shardable).")
 
 
+# Any id > 0 works (the masks treat nonzero ids as real tokens; the model overwrites the slot's
+# embedding). EOS is chosen so that a decoded batch reads as empty slots, not as text.
+PROMPT_SLOT_ID = 1
+
+
+class PromptSlotsFeatureConverter(seqio.EncDecFeatureConverter):
+    """EncDecFeatureConverter that packs soft-prompt slots with every example.
+
+    Soft prompt tuning puts prompt_length learned vectors in front of each example's input
+    (t5.T5Config.prompt_length). Unpacked, the model concatenates them itself. Packed, each
+    segment needs its own copy, so this converter prepends prompt_length PROMPT_SLOT_ID
+    tokens to every example's "inputs" before packing; the model finds the slots by their
+    in-segment position (encoder_positions < prompt_length) and writes the prompt there
+    (t5.Transformer.encode). Each example keeps its full "inputs" budget: the encoder
+    features are prompt_length longer than TASK_FEATURE_LENGTHS["inputs"], exactly as the
+    unpacked model's encoder output is.
+
+    Example: prompt_length 2, TASK_FEATURE_LENGTHS {"inputs": 8, "targets": 5}, examples
+    {"inputs": [7, 5, 1], "targets": [3, 1]} and {"inputs": [9, 1], "targets": [4, 1]}:
+      encoder_input_tokens [1, 1, 7, 5, 1, 1, 1, 9, 1, 0]   (length 8 + 2)
+      encoder_segment_ids  [1, 1, 1, 1, 1, 2, 2, 2, 2, 0]
+      encoder_positions    [0, 1, 2, 3, 4, 0, 1, 2, 3, 0]   (< 2: a prompt slot)
+    and the decoder features exactly as seqio.EncDecFeatureConverter(pack=True) makes them.
+    """
+
+    def __init__(self, prompt_length: int, **kwargs):
+        if isinstance(prompt_length, bool) or not isinstance(prompt_length, int) \
+                or prompt_length < 1:
+            raise ValueError(f"PromptSlotsFeatureConverter needs prompt_length >= 1, got "
+                             f"{prompt_length!r} (without a soft prompt use "
+                             "seqio.EncDecFeatureConverter).")
+        super().__init__(pack=True, **kwargs)
+        self.prompt_length = prompt_length
+
+    def _with_slots(self, task_feature_lengths: Mapping[str, int]) -> dict[str, int]:
+        return {**task_feature_lengths,
+                "inputs": task_feature_lengths["inputs"] + self.prompt_length}
+
+    def _convert_features(self, ds: tf.data.Dataset,
+                          task_feature_lengths: Mapping[str, int]) -> tf.data.Dataset:
+        slots = tf.fill([self.prompt_length], tf.constant(PROMPT_SLOT_ID, tf.int32))
+
+        def add_slots(features):
+            inputs = features["inputs"]
+            return {**features, "inputs": tf.concat([tf.cast(slots, inputs.dtype), inputs], 0)}
+
+        ds = ds.map(add_slots, num_parallel_calls=tf.data.AUTOTUNE)
+        return super()._convert_features(ds, self._with_slots(task_feature_lengths))
+
+    def get_model_feature_lengths(self, task_feature_lengths: Mapping[str, int]
+                                  ) -> Mapping[str, int]:
+        return super().get_model_feature_lengths(self._with_slots(task_feature_lengths))
+
+
+def feature_converter(pack: bool, prompt_length: int = 0) -> seqio.FeatureConverter:
+    """The train pipeline's converter: packed or not, with soft-prompt slots when packed."""
+    if pack and prompt_length:
+        return PromptSlotsFeatureConverter(prompt_length)
+    return seqio.EncDecFeatureConverter(pack=pack)
+
+
 class BatchIterator:
     """This process's packed batches, as numpy dicts, with a checkpointable position.
 
     Each batch maps feature name -> [batch_size // process_count, length] int32 array.
-    The config has validated itself (DatasetConfig.__post_init__).
+    The config has validated itself (DatasetConfig.__post_init__). prompt_length is the
+    model's (T5Config.prompt_length, owned there): packed rows then carry prompt slots
+    (PromptSlotsFeatureConverter) and encoder features are that much longer.
     """
 
     def __init__(self, config: DatasetConfig, start_batch: int = 0,
-                 process_index: int | None = None, process_count: int | None = None):
+                 process_index: int | None = None, process_count: int | None = None,
+                 prompt_length: int = 0):
         self.config = config
+        self.prompt_length = prompt_length
         self.process_index = jax.process_index() if process_index is None else process_index
         self.process_count = jax.process_count() if process_count is None else process_count
         if config.batch_size % self.process_count:
@@ -161,7 +226,7 @@ class BatchIterator:
         ds = seqio.get_dataset(
             provider,
             task_feature_lengths=dict(c.task_feature_lengths),
-            feature_converter=seqio.EncDecFeatureConverter(pack=c.pack),
+            feature_converter=feature_converter(c.pack, self.prompt_length),
             dataset_split=c.split,
             use_cached=c.use_cached,
             shuffle=c.shuffle,
@@ -196,14 +261,20 @@ class BatchIterator:
             "task_feature_lengths": dict(c.task_feature_lengths),
             "process_count": self.process_count,
             "pack": c.pack,
+            "prompt_slots": self.prompt_length if c.pack else 0,
         }
 
     @classmethod
-    def restore(cls, config: DatasetConfig, state: Mapping[str, Any]) -> "BatchIterator":
+    def restore(cls, config: DatasetConfig, state: Mapping[str, Any],
+                prompt_length: int = 0) -> "BatchIterator":
         """Continues where `state` left off; warns when the data config has changed since."""
-        iterator = cls(config, start_batch=int(state["batches_consumed"]))
-        changed = {k: (state.get(k), v) for k, v in iterator.state().items()
-                   if k != "batches_consumed" and state.get(k) != v}
+        iterator = cls(config, start_batch=int(state["batches_consumed"]),
+                       prompt_length=prompt_length)
+        # A state written before "prompt_slots" existed had none.
+        changed = {k: (state.get(k, 0 if k == "prompt_slots" else None), v)
+                   for k, v in iterator.state().items()
+                   if k != "batches_consumed"
+                   and state.get(k, 0 if k == "prompt_slots" else None) != v}
         if changed:
             logging.warning(
                 "The data configuration changed since the checkpoint ({old, new}: %s); "

@@ -174,7 +174,7 @@ def read_base_pointer(model_dir: str) -> str | None:
     return None if record is None else record["base_checkpoint"]
 
 
-def check_launch(config: t5.T5Config, pack: bool, base_checkpoint: str | None) -> None:
+def check_launch(config: t5.T5Config, base_checkpoint: str | None) -> None:
     """Refuses a parameter-efficient launch that cannot work, before anything is written.
 
     base_checkpoint: INITIAL_CHECKPOINT_PATH, or the base recorded by an earlier run.
@@ -187,9 +187,3 @@ def check_launch(config: t5.T5Config, pack: bool, base_checkpoint: str | None) -
             "INITIAL_CHECKPOINT_PATH to the base model (a run directory, its checkpoints/ "
             "directory, a step directory, or a flan_jax.convert output). Without a prompt or "
             "LoRA (T5Config.prompt_length = lora_rank = 0) the whole model trains instead.")
-    if config.prompt_length and pack:
-        raise ValueError(
-            f"T5Config.prompt_length={config.prompt_length} (soft prompt tuning) needs "
-            "unpacked batches: a packed row would need a prompt per packed segment, which "
-            "flan_jax does not build. Set PACK_EXAMPLES = False (gin_configs/runs/"
-            "prompt_tune.gin does); T5X prompt tuning trains unpacked as well.")

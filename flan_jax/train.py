@@ -124,7 +124,7 @@ def train(
     data.check_vocabulary_fits(train_dataset.mixture_or_task_name, model_config.vocab_size)
     if initial_checkpoint_path:
         checkpointing.resolve_initial_checkpoint(initial_checkpoint_path)
-    peft.check_launch(model_config, train_dataset.pack,
+    peft.check_launch(model_config,
                       initial_checkpoint_path or peft.read_base_pointer(model_dir))
     evaluate_during_training = bool(eval_dataset and eval_dataset.mixture_or_task_name)
     if evaluate_during_training and (not isinstance(eval_period, int) or eval_period < 1):
@@ -186,9 +186,10 @@ def train(
 
     # ------------------------------------------------------------------ data
     if data_state is not None:
-        batches = data.BatchIterator.restore(train_dataset, data_state)
+        batches = data.BatchIterator.restore(train_dataset, data_state,
+                                             prompt_length=model_config.prompt_length)
     else:
-        batches = data.BatchIterator(train_dataset)
+        batches = data.BatchIterator(train_dataset, prompt_length=model_config.prompt_length)
 
     # ------------------------------------------------------------------ compile the step
     step_fn = program.step_fn

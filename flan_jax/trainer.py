@@ -447,9 +447,13 @@ class TrainProgram:
         """The step's batch as shapes: what EncDecFeatureConverter yields for these lengths.
 
         Returns int32 ShapeDtypeStructs [batch_size, inputs] for encoder_* features and
-        [batch_size, targets] for decoder_* features, carrying the batch sharding.
+        [batch_size, targets] for decoder_* features, carrying the batch sharding. Packed
+        with a soft prompt, the encoder features hold prompt_length slots more
+        (data.PromptSlotsFeatureConverter).
         """
-        lengths = {"encoder": feature_lengths["inputs"], "decoder": feature_lengths["targets"]}
+        slots = self.model.config.prompt_length if packed else 0
+        lengths = {"encoder": feature_lengths["inputs"] + slots,
+                   "decoder": feature_lengths["targets"]}
         names = ["encoder_input_tokens", "decoder_input_tokens", "decoder_target_tokens",
                  "decoder_loss_weights"]
         if packed:

@@ -156,11 +156,55 @@ def test_soft_prompt_is_prepended_as_real_tokens_and_padding_stays_invisible():
                              - _logits(config, params, batch))).max() > 1e-3
 
 
-def test_soft_prompt_refuses_packed_batches():
+def _converted(converter, examples, lengths):
+    """Runs a seqio feature converter over (inputs, targets) id lists -> numpy rows."""
+    import tensorflow as tf
+    ds = tf.data.Dataset.from_generator(
+        lambda: ({"inputs": i, "targets": t} for i, t in examples),
+        output_signature={k: tf.TensorSpec([None], tf.int32) for k in ("inputs", "targets")})
+    rows = list(converter(ds, lengths).as_numpy_iterator())
+    return {k: jnp.asarray(np.stack([r[k] for r in rows])) for k in rows[0]}
+
+
+def test_packed_soft_prompt_gives_every_segment_the_unpacked_logits():
+    """A prompt per packed segment: data.PromptSlotsFeatureConverter reserves the slots,
+    the encoder fills them; each segment's logits equal its unpacked example's."""
+    import seqio
+    from flan_jax import data
+    config = tiny.model_config(prompt_length=3)
+    params = _init(config)
+    rng = np.random.RandomState(4)
+    examples = [(list(rng.randint(2, 300, n)) + [1], list(rng.randint(2, 300, m)) + [1])
+                for n, m in ((5, 3), (8, 2), (3, 4))]
+    lengths = {"inputs": 30, "targets": 16}
+    packed = _converted(data.PromptSlotsFeatureConverter(3), examples, lengths)
+    assert packed["encoder_input_tokens"].shape == (1, 33)  # all three in one row, + 3 slots
+    unpacked = _converted(seqio.EncDecFeatureConverter(pack=False), examples,
+                          {"inputs": 12, "targets": 8})
+    packed_logits = np.asarray(_logits(config, params, {
+        k: v for k, v in packed.items() if k != "decoder_loss_weights"}))
+    unpacked_logits = np.asarray(_logits(config, params, {
+        k: unpacked[k] for k in ("encoder_input_tokens", "decoder_input_tokens",
+                                 "decoder_target_tokens")}))
+    segments = np.asarray(packed["decoder_segment_ids"][0])
+    for i, (_, targets) in enumerate(examples):
+        np.testing.assert_allclose(packed_logits[0, segments == i + 1],
+                                   unpacked_logits[i, :len(targets)], rtol=1e-5, atol=1e-5)
+    # The slots hold the prompt: another prompt changes every segment's logits.
+    other = jax.tree_util.tree_map_with_path(
+        lambda p, v: v + 1.0 if p[-1].key == "prompt" else v, params)
+    moved = np.asarray(_logits(config, other, {
+        k: v for k, v in packed.items() if k != "decoder_loss_weights"}))
+    for i in range(len(examples)):
+        assert np.abs(moved[0, segments == i + 1]
+                      - packed_logits[0, segments == i + 1]).max() > 1e-3
+
+
+def test_packed_soft_prompt_needs_positions():
     config = tiny.model_config(prompt_length=2)
     batch = _batch()
     segments = (batch["encoder_input_tokens"] > 0).astype(jnp.int32)
-    with pytest.raises(ValueError, match="PACK_EXAMPLES = False"):
+    with pytest.raises(ValueError, match="PromptSlotsFeatureConverter"):
         t5.Transformer(config).apply(
             {"params": _init(config)}, **batch, encoder_segment_ids=segments,
             decoder_segment_ids=(batch["decoder_target_tokens"] > 0).astype(jnp.int32),
@@ -215,3 +259,25 @@ def test_trainable_state_and_frozen_base_have_their_own_shardings():
         assert tuple(kernel) == (("data" if fsdp else None), "model")
         assert program.num_trainable_params == config.num_peft_params()
         assert program.num_params == config.num_params()
+
+
+def test_packed_batches_reserve_prompt_slots_in_every_segment():
+    from flan_jax import data
+    config = data.DatasetConfig(tiny.TEST_TASK, tiny.FEATURE_LENGTHS, batch_size=4, seed=0)
+    plain = next(data.BatchIterator(config))
+    iterator = data.BatchIterator(config, prompt_length=3)
+    batch = next(iterator)
+    assert iterator.state()["prompt_slots"] == 3
+    for name, value in batch.items():  # encoder features grow by the slots, decoder ones not
+        grow = 3 if name.startswith("encoder") else 0
+        assert value.shape == (4, plain[name].shape[1] + grow), name
+    tokens, segments, positions = (batch[k] for k in (
+        "encoder_input_tokens", "encoder_segment_ids", "encoder_positions"))
+    starts = (positions == 0) & (segments > 0)
+    assert starts.sum() >= 4
+    for row, col in zip(*np.nonzero(starts)):
+        np.testing.assert_array_equal(tokens[row, col:col + 3], [data.PROMPT_SLOT_ID] * 3)
+        np.testing.assert_array_equal(positions[row, col:col + 3], [0, 1, 2])
+        assert len(set(segments[row, col:col + 3])) == 1
+    # Every real position below 3 is a slot (so the model fills exactly the slots).
+    assert (tokens[(positions < 3) & (segments > 0)] == data.PROMPT_SLOT_ID).all()

@@ -70,7 +70,9 @@ class T5Config:
       prompt_length: soft prompt tuning (Lester et al. 2021): this many learned vectors
         [prompt_length, emb_dim] ('encoder/prompt') are prepended to every encoder input's
         embeddings; the encoder and the decoder's cross-attention see them as real tokens.
-        Unpacked batches only (packing would need a prompt per packed segment).
+        Packed batches carry a prompt per packed segment: the data pipeline reserves
+        prompt_length slots at the start of every example (data.PromptSlotsFeatureConverter)
+        and the encoder writes the prompt into them (see Transformer.encode).
       prompt_init_texts: class-label initialisation: prompt row i starts as the mean
         embedding of the tokens of text i (e.g. the task's answer options); the remaining
         rows, or all rows when empty, are embeddings sampled from the vocabulary.
@@ -585,24 +587,37 @@ class Encoder(nn.Module):
     shared_embedding: Embed
 
     @nn.compact
-    def __call__(self, tokens: jax.Array, mask: jax.Array, deterministic: bool) -> jax.Array:
+    def __call__(self, tokens: jax.Array, mask: jax.Array, deterministic: bool,
+                 prompt_slot_positions: jax.Array | None = None) -> jax.Array:
         """tokens [batch, length] -> [batch, prompt_length + length, embed].
 
         mask is [batch, 1, total, total] over the prompt positions (first) and the tokens.
+        With prompt_slot_positions (packed batches: the in-segment positions [batch, length]
+        of tokens that already hold prompt_length slots at the start of every segment) the
+        prompt is written into those slots instead: [batch, length] in, [batch, length, embed]
+        out, and mask is [batch, 1, length, length].
         """
         cfg = self.config
         x = self.shared_embedding(tokens)
         if cfg.prompt_length:
-            # As T5X prompt tuning: the prompt is concatenated in front of the token
-            # embeddings, so it occupies positions 0..P-1 and the relative position bias
-            # treats it like a prefix of the input. The random init is a placeholder: a run
-            # with a base model draws the prompt from its embeddings (peft.initial_prompt).
+            # As T5X prompt tuning: the prompt sits in front of the token embeddings, so it
+            # occupies (in-segment) positions 0..P-1 and the relative position bias treats
+            # it like a prefix of the input. The random init is a placeholder: a run with a
+            # base model draws the prompt from its embeddings (peft.initial_prompt).
             prompt = self.param(
                 "prompt", nn.with_logical_partitioning(nn.initializers.uniform(0.5),
                                                        ("prompt", "embed")),
-                (cfg.prompt_length, cfg.emb_dim), jnp.float32)
-            prompt = jnp.broadcast_to(prompt.astype(x.dtype), (x.shape[0],) + prompt.shape)
-            x = jnp.concatenate([prompt, x], axis=1)
+                (cfg.prompt_length, cfg.emb_dim), jnp.float32).astype(x.dtype)
+            if prompt_slot_positions is None:
+                prompt = jnp.broadcast_to(prompt, (x.shape[0],) + prompt.shape)
+                x = jnp.concatenate([prompt, x], axis=1)
+            else:
+                # Slot p of a segment (position p < P) gets prompt row p; relative offsets
+                # within a segment are then those of the unpacked concatenation.
+                is_slot = (prompt_slot_positions < cfg.prompt_length)[..., None]
+                rows = jnp.take(prompt, jnp.clip(prompt_slot_positions, 0,
+                                                 cfg.prompt_length - 1), axis=0)
+                x = jnp.where(is_slot, rows, x)
         x = _dropout(cfg, x, deterministic)
         x = nn.with_logical_constraint(x, ("batch", "length", "embed"))
         length = x.shape[1]
@@ -732,6 +747,8 @@ class Transformer(nn.Module):
     Dropout draws from the 'dropout' rng when enable_dropout is True and dropout_rate > 0.
     Positions are accepted for packed batches but not needed: relative attention uses
     in-row offsets, which equal in-segment offsets wherever the mask lets attention through.
+    (The one use of encoder_positions: with a soft prompt they locate each packed segment's
+    prompt slots.)
     """
 
     config: T5Config
@@ -748,26 +765,37 @@ class Transformer(nn.Module):
                enable_dropout: bool = True) -> jax.Array:
         """int32 [batch, enc_len] tokens (and segment ids) -> [batch, P + enc_len, emb_dim].
 
-        P is prompt_length (0 without a soft prompt): the prompt's outputs come first.
+        P is prompt_length (0 without a soft prompt): the prompt's outputs come first. A
+        packed batch (segment ids given) with a soft prompt already holds P prompt slots at
+        the start of every segment (data.PromptSlotsFeatureConverter), found by their
+        in-segment encoder_positions < P; the prompt fills them and the output keeps the
+        input's length, [batch, enc_len, emb_dim].
         """
-        del encoder_positions  # see the class docstring
+        prompt_slot_positions = None
         if self.config.prompt_length and encoder_segment_ids is not None:
-            raise ValueError(
-                f"T5Config.prompt_length={self.config.prompt_length} (soft prompt tuning) "
-                "takes unpacked batches only: a packed row would need a prompt per packed "
-                "segment, which flan_jax does not build. Set PACK_EXAMPLES = False (as "
-                "gin_configs/runs/prompt_tune.gin does).")
-        mask = encoder_self_mask(self.encoder_key_tokens(encoder_input_tokens),
+            # Packed: every segment starts with prompt_length slots (reserved by
+            # data.PromptSlotsFeatureConverter); in-segment positions say which are slots.
+            if encoder_positions is None:
+                raise ValueError(
+                    f"T5Config.prompt_length={self.config.prompt_length} with a packed batch "
+                    "needs encoder_positions (which say where each segment's prompt slots "
+                    "are); build packed batches with data.PromptSlotsFeatureConverter.")
+            prompt_slot_positions = encoder_positions
+        mask = encoder_self_mask(self.encoder_key_tokens(encoder_input_tokens,
+                                                         encoder_segment_ids),
                                  encoder_segment_ids)
-        return self.encoder(encoder_input_tokens, mask, not enable_dropout)
+        return self.encoder(encoder_input_tokens, mask, not enable_dropout,
+                            prompt_slot_positions)
 
-    def encoder_key_tokens(self, encoder_input_tokens: jax.Array) -> jax.Array:
+    def encoder_key_tokens(self, encoder_input_tokens: jax.Array,
+                           encoder_segment_ids: jax.Array | None = None) -> jax.Array:
         """What the encoder's output positions stand for, for masks: [batch, P + enc_len].
 
         The tokens themselves, preceded by prompt_length ones when there is a soft prompt
-        (a prompt position is always real, whatever the input's padding).
+        (a prompt position is always real, whatever the input's padding). Packed batches
+        (segment ids given) hold their prompt slots as real (nonzero) tokens already.
         """
-        if not self.config.prompt_length:
+        if not self.config.prompt_length or encoder_segment_ids is not None:
             return encoder_input_tokens
         prompt = jnp.ones((encoder_input_tokens.shape[0], self.config.prompt_length),
                           encoder_input_tokens.dtype)
@@ -797,7 +825,7 @@ class Transformer(nn.Module):
           float32 logits [batch, dec_len, vocab].
         """
         del decoder_positions  # see the class docstring
-        encoder_keys = self.encoder_key_tokens(encoder_input_tokens)
+        encoder_keys = self.encoder_key_tokens(encoder_input_tokens, encoder_segment_ids)
         if decode:
             self_mask = None  # the Decoder derives it from the cache index
             cross_mask = (encoder_keys > 0)[:, None, None, :]
