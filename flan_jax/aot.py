@@ -44,7 +44,7 @@ os.environ.setdefault("JAX_PLATFORMS", "cpu")
 import gin  # noqa: E402
 import jax  # noqa: E402
 
-from flan_jax import launch, optim, partitioning, trainer  # noqa: E402
+from flan_jax import flops, launch, optim, partitioning, trainer  # noqa: E402
 
 GIB = 1024 ** 3
 T5_EOS_ID = 1  # end of sequence in T5's SentencePiece and in seqio.ByteVocabulary
@@ -376,15 +376,7 @@ def format_report(report: CompileReport, launch_config: TrainLaunch) -> str:
 
 
 def model_flops_per_step(config: Any, batch_size: int, lengths: dict[str, int]) -> float:
-    """Model FLOPs of one step, by the formula bench uses (tools/flops.py, shared/DESIGN.md).
-
-    Loaded from the repository's tools/ so that one formula serves bench and aot.
-    """
-    spec = importlib.util.spec_from_file_location(
-        "flan_jax_tools_flops", os.path.join(launch.REPO_ROOT, "tools", "flops.py"))
-    flops = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = flops  # its dataclasses look their module up while being built
-    spec.loader.exec_module(flops)
+    """Model FLOPs of one step, by the formula bench's MFU uses (flan_jax/flops.py)."""
     return float(flops.train_step_flops(config, batch_size, lengths["inputs"],
                                         lengths["targets"]).total)
 

@@ -13,8 +13,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(
                                 "tools"))
 import bench  # noqa: E402
 import bench_peer  # noqa: E402
-import flops  # noqa: E402
-from flan_jax import trainer  # noqa: E402
+from flan_jax import flops, trainer  # noqa: E402
 from flan_jax.models import t5  # noqa: E402
 
 RESULT_FIELDS = {

@@ -26,7 +26,7 @@ Progress goes to stderr; stdout gets exactly one JSON line:
      "rounds": [{"step_s_median": {contestant: s}, "other_cpu_load"}], "loadavg",
      "peers": {name: {"step_s_median", "tokens_per_s", "mfu", "speedup_of_flan_jax"}}, ...}
 
-MFU = model FLOPs per step (tools/flops.py: 6 x matmul parameters x tokens + attention
+MFU = model FLOPs per step (flan_jax/flops.py: 6 x matmul parameters x tokens + attention
 score/value FLOPs; XLA's cost_analysis is printed beside it as a cross-check) / median step
 time / the practical peak of this machine (a jitted 2048x2048 fp32 matmul; --measure-peak
 times it, otherwise 190 GFLOP/s measured on the 2-core development machine is used).
@@ -59,10 +59,9 @@ import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # tools/flops.py
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # tools/bench_peer.py
 import bench_peer  # noqa: E402
-import flops  # noqa: E402
-from flan_jax import optim, partitioning, trainer  # noqa: E402
+from flan_jax import flops, optim, partitioning, trainer  # noqa: E402
 from flan_jax.models import t5  # noqa: E402
 
 # shared/DESIGN.md: a jitted 2048x2048 fp32 jnp.dot on this 2-core AVX-512 machine.

@@ -74,11 +74,13 @@ def time_interleaved(runs: dict[str, Callable[[], Any]], repeats: int
 
 
 def bench_cpu_model():
-    """The bench-cpu T5 v1.1 shape (the same as tools/bench.py), float32."""
-    from flan_jax.models import t5
-    return t5.T5Config(vocab_size=32128, emb_dim=256, num_heads=4, head_dim=64, mlp_dim=1024,
-                       num_encoder_layers=4, num_decoder_layers=4,
-                       mlp_activations=("gelu", "linear"), dropout_rate=0.0, dtype="float32")
+    """The bench-cpu T5 v1.1 shape, float32: tools/bench.py's one definition.
+
+    Imported late: tools/bench.py sets XLA_FLAGS on import, and main() sets them first.
+    """
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import bench
+    return bench.bench_cpu_model()
 
 
 def jax_runs(args: argparse.Namespace, inputs, targets) -> dict[str, Callable[[], Any]]:
@@ -135,12 +137,11 @@ def hf_runs(args: argparse.Namespace, inputs, targets) -> dict[str, Callable[[],
     # denormal microcode (see tools/bench_peer.py).
     torch.set_flush_denormal(not args.keep_denormals)
     torch.manual_seed(0)
-    cfg = bench_cpu_model()
-    hf_config = transformers.T5Config(
-        vocab_size=cfg.vocab_size, d_model=cfg.emb_dim, d_kv=cfg.head_dim, d_ff=cfg.mlp_dim,
-        num_layers=cfg.num_encoder_layers, num_decoder_layers=cfg.num_decoder_layers,
-        num_heads=cfg.num_heads, dropout_rate=0.0, feed_forward_proj="gated-gelu",
-        tie_word_embeddings=False, pad_token_id=0, eos_token_id=1, decoder_start_token_id=0)
+    from flan_jax.convert import hf
+    # The one flan_jax -> HF config mapping (as tools/bench_peer.py and flan_jax.convert).
+    fields = hf.hf_config_from_t5(bench_cpu_model())
+    fields.update(dropout_rate=0.0)
+    hf_config = transformers.T5Config(**fields)
     model = transformers.T5ForConditionalGeneration(hf_config).float().eval()
     input_ids = torch.from_numpy(inputs.astype("int64"))
     attention_mask = torch.ones_like(input_ids)

@@ -1,6 +1,7 @@
 """Model FLOPs of one T5 encoder-decoder training step (the numerator of MFU).
 
-The formula is the one in shared/DESIGN.md section 2 ("bench-cpu"):
+Used by tools/bench.py (MFU) and flan_jax.aot (compiled FLOPs against the model's). The
+formula:
 
     6 x [N_enc*T_enc + N_dec*T_dec + N_crossKV*T_enc + N_lmhead*T_dec]
     + 12 x joined x batch x sum over attention layers of (Lq x Lk)
