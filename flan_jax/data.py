@@ -15,6 +15,8 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import logging
+import os
+import uuid
 from typing import Any, Iterator, Mapping
 
 import jax
@@ -197,6 +199,13 @@ def feature_converter(pack: bool, prompt_length: int = 0) -> seqio.FeatureConver
     return seqio.EncDecFeatureConverter(pack=pack)
 
 
+# tf.train.Checkpoint names the files of a saved pipeline after this prefix.
+_PIPELINE_PREFIX = "pipeline"
+# Scratch space in TensorFlow's in-memory file system: a save captures the pipeline there, in
+# the caller's thread, so that the files can be written while the iterator moves on.
+_SCRATCH = "ram://flan_jax_batch_iterator"
+
+
 class BatchIterator:
     """This process's packed batches, as numpy dicts, with a checkpointable position.
 
@@ -204,6 +213,10 @@ class BatchIterator:
     The config has validated itself (DatasetConfig.__post_init__). prompt_length is the
     model's (T5Config.prompt_length, owned there): packed rows then carry prompt slots
     (PromptSlotsFeatureConverter) and encoder features are that much longer.
+
+    Its position has two parts (see the module docstring): state(), a small JSON dict that
+    process 0 writes, and pipeline_files(), this process's tf.data iterator state, which
+    every process writes for itself. restore() takes both back.
     """
 
     def __init__(self, config: DatasetConfig, start_batch: int = 0,
@@ -217,14 +230,16 @@ class BatchIterator:
             raise ValueError(f"batch_size {config.batch_size} is not divisible by the "
                              f"{self.process_count} processes.")
         self.local_batch_size = config.batch_size // self.process_count
+        self._provider = seqio.get_mixture_or_task(config.mixture_or_task_name)
         self.batches_consumed = start_batch
-        self._iterator = self._build(seqio.get_mixture_or_task(config.mixture_or_task_name),
-                                     start_batch)
+        self._iterator = self._build(start_batch)
+        # Decided once, on the fresh pipeline: every later save of it succeeds or fails alike.
+        self.saves_pipeline = self._pipeline_is_saveable()
 
-    def _build(self, provider, start_batch: int) -> Iterator[Batch]:
+    def _build(self, start_batch: int) -> tf.data.Iterator:
         c = self.config
         ds = seqio.get_dataset(
-            provider,
+            self._provider,
             task_feature_lengths=dict(c.task_feature_lengths),
             feature_converter=feature_converter(c.pack, self.prompt_length),
             dataset_split=c.split,
@@ -237,9 +252,26 @@ class BatchIterator:
         )
         ds = ds.batch(self.local_batch_size, drop_remainder=True)
         if start_batch:
-            ds = ds.skip(start_batch)
+            ds = ds.skip(start_batch)  # the replay path: re-reads every skipped example
         ds = ds.prefetch(tf.data.AUTOTUNE)
-        return ds.as_numpy_iterator()
+        # tf.data's default is to save a pipeline with Python state (a from_generator source)
+        # with a warning, and to restart that state on restore: a silently different data
+        # order. FAIL makes such a pipeline unsaveable, so it resumes by replay instead.
+        options = tf.data.Options()
+        options.experimental_external_state_policy = \
+            tf.data.experimental.ExternalStatePolicy.FAIL
+        return iter(ds.with_options(options))
+
+    def _pipeline_is_saveable(self) -> bool:
+        try:
+            self._capture_pipeline()
+        except (tf.errors.FailedPreconditionError, tf.errors.UnimplementedError) as error:
+            logging.warning(
+                "The input pipeline of %r cannot be checkpointed (%s); checkpoints will hold "
+                "only the number of batches read, and a resumed run re-reads them all.",
+                self.config.mixture_or_task_name, str(error).strip().splitlines()[0][:200])
+            return False
+        return True
 
     def __iter__(self) -> "BatchIterator":
         return self
@@ -247,13 +279,18 @@ class BatchIterator:
     def __next__(self) -> Batch:
         batch = next(self._iterator)
         self.batches_consumed += 1
-        return {k: v.astype(np.int32) for k, v in batch.items()}
+        return {k: v.numpy().astype(np.int32) for k, v in batch.items()}
 
     def state(self) -> dict[str, Any]:
-        """JSON-serialisable position plus what it is a position in (checked on restore)."""
+        """JSON-serialisable position plus what it is a position in (checked on restore).
+
+        "pipeline_saved" says whether pipeline_files() hold the position too; a state without
+        it (written before they existed) or with it False resumes by replay.
+        """
         c = self.config
         return {
             "batches_consumed": self.batches_consumed,
+            "pipeline_saved": self.saves_pipeline,
             "mixture_or_task_name": c.mixture_or_task_name,
             "split": c.split,
             "seed": c.seed,
@@ -264,23 +301,60 @@ class BatchIterator:
             "prompt_slots": self.prompt_length if c.pack else 0,
         }
 
-    @classmethod
-    def restore(cls, config: DatasetConfig, state: Mapping[str, Any],
-                prompt_length: int = 0) -> "BatchIterator":
-        """Continues where `state` left off; warns when the data config has changed since."""
-        iterator = cls(config, start_batch=int(state["batches_consumed"]),
-                       prompt_length=prompt_length)
+    def pipeline_files(self) -> dict[str, bytes]:
+        """This process's tf.data iterator state, as {file name: contents}.
+
+        The files of a tf.train.Checkpoint of the iterator (shuffle buffers, mixing and
+        packing state, the in-memory cache of small sources; sizes in the module docstring),
+        captured now, so the caller may write them while iteration continues. Written to one
+        directory, restore() reads them back. Empty when the pipeline cannot be saved.
+        """
+        return self._capture_pipeline() if self.saves_pipeline else {}
+
+    def _capture_pipeline(self) -> dict[str, bytes]:
+        scratch = f"{_SCRATCH}/{uuid.uuid4().hex}"
+        try:
+            tf.train.Checkpoint(ds=self._iterator).write(f"{scratch}/{_PIPELINE_PREFIX}")
+            files = {}
+            for path in tf.io.gfile.glob(f"{scratch}/*"):
+                with tf.io.gfile.GFile(path, "rb") as f:
+                    files[os.path.basename(path)] = f.read()
+            return files
+        finally:
+            if tf.io.gfile.exists(scratch):
+                tf.io.gfile.rmtree(scratch)
+
+    def restore(self, state: Mapping[str, Any], pipeline_dir: str | None = None) -> None:
+        """Moves to the position `state` describes; warns when the data config has changed.
+
+        Args:
+          state: a state() from the checkpoint (any version of it).
+          pipeline_dir: where this process's pipeline_files() were written. Read when the
+            state says they were saved and the configuration is unchanged; then a missing or
+            damaged file raises (tf.errors.NotFoundError, DataLossError, ...). Otherwise the
+            pipeline is rebuilt and skips batches_consumed batches (replay).
+        """
+        consumed = int(state["batches_consumed"])
         # A state written before "prompt_slots" existed had none.
-        changed = {k: (state.get(k, 0 if k == "prompt_slots" else None), v)
-                   for k, v in iterator.state().items()
-                   if k != "batches_consumed"
-                   and state.get(k, 0 if k == "prompt_slots" else None) != v}
+        defaults = {"prompt_slots": 0}
+        changed = {k: (state.get(k, defaults.get(k)), v) for k, v in self.state().items()
+                   if k not in ("batches_consumed", "pipeline_saved")
+                   and state.get(k, defaults.get(k)) != v}
         if changed:
             logging.warning(
                 "The data configuration changed since the checkpoint ({old, new}: %s); "
                 "skipped %d batches of the new configuration, which is not the same position "
-                "in the data.", changed, state["batches_consumed"])
-        return iterator
+                "in the data.", changed, consumed)
+        if state.get("pipeline_saved") and self.saves_pipeline and not changed:
+            if pipeline_dir is None:
+                raise ValueError("This data state was saved with its pipeline files; pass "
+                                 "the directory they were written to as pipeline_dir.")
+            self._iterator = self._build(0)
+            tf.train.Checkpoint(ds=self._iterator).read(
+                os.path.join(pipeline_dir, _PIPELINE_PREFIX)).assert_consumed()
+        else:
+            self._iterator = self._build(consumed)
+        self.batches_consumed = consumed
 
 
 def to_global_arrays(local_batch: Batch, sharding: jax.sharding.Sharding) -> dict[str, jax.Array]:
