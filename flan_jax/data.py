@@ -233,8 +233,7 @@ class BatchIterator:
         self._provider = seqio.get_mixture_or_task(config.mixture_or_task_name)
         self.batches_consumed = start_batch
         self._iterator = self._build(start_batch)
-        # Decided once, on the fresh pipeline: every later save of it succeeds or fails alike.
-        self.saves_pipeline = self._pipeline_is_saveable()
+        self.saves_pipeline = True  # until a save meets Python state (pipeline_files)
 
     def _build(self, start_batch: int) -> tf.data.Iterator:
         c = self.config
@@ -254,24 +253,13 @@ class BatchIterator:
         if start_batch:
             ds = ds.skip(start_batch)  # the replay path: re-reads every skipped example
         ds = ds.prefetch(tf.data.AUTOTUNE)
-        # tf.data's default is to save a pipeline with Python state (a from_generator source)
-        # with a warning, and to restart that state on restore: a silently different data
-        # order. FAIL makes such a pipeline unsaveable, so it resumes by replay instead.
+        # External state (e.g. a from_generator source's Python generator) must make a save
+        # fail, so the run falls back to replay: tf.data's WARN and IGNORE policies would
+        # save without it and restart it on restore, a silently different data order.
         options = tf.data.Options()
         options.experimental_external_state_policy = \
             tf.data.experimental.ExternalStatePolicy.FAIL
         return iter(ds.with_options(options))
-
-    def _pipeline_is_saveable(self) -> bool:
-        try:
-            self._capture_pipeline()
-        except (tf.errors.FailedPreconditionError, tf.errors.UnimplementedError) as error:
-            logging.warning(
-                "The input pipeline of %r cannot be checkpointed (%s); checkpoints will hold "
-                "only the number of batches read, and a resumed run re-reads them all.",
-                self.config.mixture_or_task_name, str(error).strip().splitlines()[0][:200])
-            return False
-        return True
 
     def __iter__(self) -> "BatchIterator":
         return self
@@ -282,15 +270,10 @@ class BatchIterator:
         return {k: v.numpy().astype(np.int32) for k, v in batch.items()}
 
     def state(self) -> dict[str, Any]:
-        """JSON-serialisable position plus what it is a position in (checked on restore).
-
-        "pipeline_saved" says whether pipeline_files() hold the position too; a state without
-        it (written before they existed) or with it False resumes by replay.
-        """
+        """JSON-serialisable position plus what it is a position in (checked on restore)."""
         c = self.config
         return {
             "batches_consumed": self.batches_consumed,
-            "pipeline_saved": self.saves_pipeline,
             "mixture_or_task_name": c.mixture_or_task_name,
             "split": c.split,
             "seed": c.seed,
@@ -307,9 +290,22 @@ class BatchIterator:
         The files of a tf.train.Checkpoint of the iterator (shuffle buffers, mixing and
         packing state, the in-memory cache of small sources; sizes in the module docstring),
         captured now, so the caller may write them while iteration continues. Written to one
-        directory, restore() reads them back. Empty when the pipeline cannot be saved.
+        directory, restore() reads them back. Empty when the pipeline holds Python state
+        (e.g. a tf.data.Dataset.from_generator source part-way through): from then on this
+        iterator saves nothing, and a resume replays.
         """
-        return self._capture_pipeline() if self.saves_pipeline else {}
+        if not self.saves_pipeline:
+            return {}
+        try:
+            return self._capture_pipeline()
+        except (tf.errors.FailedPreconditionError, tf.errors.UnimplementedError) as error:
+            self.saves_pipeline = False
+            logging.warning(
+                "The input pipeline of %r cannot be checkpointed (%s); from now on its "
+                "checkpoints hold only the number of batches read, and a resumed run re-reads "
+                "them all.", self.config.mixture_or_task_name,
+                str(error).strip().splitlines()[0][:200])
+            return {}
 
     def _capture_pipeline(self) -> dict[str, bytes]:
         scratch = f"{_SCRATCH}/{uuid.uuid4().hex}"
@@ -329,30 +325,29 @@ class BatchIterator:
 
         Args:
           state: a state() from the checkpoint (any version of it).
-          pipeline_dir: where this process's pipeline_files() were written. Read when the
-            state says they were saved and the configuration is unchanged; then a missing or
-            damaged file raises (tf.errors.NotFoundError, DataLossError, ...). Otherwise the
-            pipeline is rebuilt and skips batches_consumed batches (replay).
+          pipeline_dir: where this process's pipeline_files() were written. When it holds
+            them and the configuration is unchanged, they are the position (and a damaged
+            file raises: tf.errors.DataLossError, ...). Otherwise (a checkpoint written before
+            they existed, a pipeline that could not be saved, a changed configuration) the
+            pipeline is rebuilt and skips batches_consumed batches: a replay.
         """
         consumed = int(state["batches_consumed"])
         # A state written before "prompt_slots" existed had none.
         defaults = {"prompt_slots": 0}
         changed = {k: (state.get(k, defaults.get(k)), v) for k, v in self.state().items()
-                   if k not in ("batches_consumed", "pipeline_saved")
-                   and state.get(k, defaults.get(k)) != v}
+                   if k != "batches_consumed" and state.get(k, defaults.get(k)) != v}
         if changed:
             logging.warning(
                 "The data configuration changed since the checkpoint ({old, new}: %s); "
                 "skipped %d batches of the new configuration, which is not the same position "
                 "in the data.", changed, consumed)
-        if state.get("pipeline_saved") and self.saves_pipeline and not changed:
-            if pipeline_dir is None:
-                raise ValueError("This data state was saved with its pipeline files; pass "
-                                 "the directory they were written to as pipeline_dir.")
+        saved = None if pipeline_dir is None else os.path.join(pipeline_dir, _PIPELINE_PREFIX)
+        if saved and not changed and tf.io.gfile.exists(f"{saved}.index"):
             self._iterator = self._build(0)
-            tf.train.Checkpoint(ds=self._iterator).read(
-                os.path.join(pipeline_dir, _PIPELINE_PREFIX)).assert_consumed()
+            tf.train.Checkpoint(ds=self._iterator).read(saved).assert_consumed()
         else:
+            logging.info("Resuming the data at batch %d by replaying it from the start.",
+                         consumed)
             self._iterator = self._build(consumed)
         self.batches_consumed = consumed
 
