@@ -255,7 +255,9 @@ class DataRestore(ocp.args.CheckpointArgs):
 
 class DataCheckpointHandler(ocp.AsyncCheckpointHandler):
     """The data item: <step>/data/metadata (JSON, process 0) and, written by every process
-    for itself, <step>/data/process_<i>-of-<n>/ (that process's tf.data iterator state)."""
+    for itself, <step>/data/process_<i>-of-<n>/ (that process's tf.data iterator state;
+    absent when its pipeline could not be saved, and in checkpoints from before it existed:
+    the iterator then resumes by replay)."""
 
     async def async_save(self, directory: epath.Path, args: DataSave) -> list[Any]:
         # The files were captured by the caller, so writing them can wait in the background

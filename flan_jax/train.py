@@ -9,8 +9,8 @@ r"""Instruction-tunes a T5 encoder-decoder on a SeqIO mixture: the gin entry poi
 
 `train()` reads top to bottom: validate the launch (nothing is written before it passes),
 lay out shapes and shardings, build the data pipeline, initialise or restore the state and
-the data position, compile the step, run the loop, finish. Every argument is bound by the gin run files
-(gin_configs/runs/finetune.gin); the library modules it calls know nothing about gin.
+the data position, compile the step, run the loop, finish. Every argument is bound by the gin
+run files (gin_configs/runs/finetune.gin); the library modules it calls know nothing about gin.
 """
 from __future__ import annotations
 

@@ -1,6 +1,7 @@
 """BatchIterator's position: saved tf.data state, replay of older states, per-process shards."""
 import logging
 import os
+import sys
 
 import numpy as np
 import pytest
@@ -143,3 +144,20 @@ def test_a_pipeline_with_python_state_saves_no_files_and_resumes_by_replay(caplo
     resumed = data.BatchIterator(config)
     resumed.restore(state, pipeline_dir=None)
     _assert_same(_batches(resumed, 2), expected)
+
+
+def test_resume_cost_tool_times_both_paths_and_checks_the_batch(capsys):
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                                    "tools"))
+    import resume_cost
+    rows = resume_cost.main(["--steps", "6", "3", "--replay-up-to", "3", "--mixture",
+                             tiny.TEST_TASK, "--batch-size", "4", "--inputs", "48",
+                             "--targets", "32"])
+    assert [r["step"] for r in rows] == [3, 6]
+    for row in rows:
+        assert row["state_bytes"] > 0 and row["resume_saved_state_s"] > 0
+    assert rows[0]["resume_replay_s"] > 0 and "resume_replay_s" not in rows[1]
+    out = capsys.readouterr().out
+    assert "load average" in out and "| 6 |" in out and "not run" in out
+    with pytest.raises(SystemExit):
+        resume_cost.main(["--steps", "0"])
