@@ -13,9 +13,9 @@ mixture computable without reading examples 0..i-1), would have meant replacing 
 mixing, shuffling and packing with our own: a different data order from the one every run so
 far has trained on, and a second pipeline beside seqio's for old checkpoints. The price of the
 tf.data state is its size, which does not grow with the step but with the buffers: measured
-on mini-FLAN's `make run` mixture (10 tasks, batch 16 x (256, 64)) it is 18.4 MB per process
-at step 100 and 19.9 MB at step 10,000, of which about 12.5 MB are seqio's shuffle buffers
-(1,000 examples per task; unshuffled, the state is 5.9 MB: seqio's in-memory cache of sources
+on mini-FLAN's `make run` mixture (10 tasks, batch 16 x (256, 64)) it is 17.6 MiB per process
+at step 100 and 19.0 MiB at step 10,000, of which about 12 MiB are seqio's shuffle buffers
+(1,000 examples per task; unshuffled, the state is 5.6 MiB: seqio's in-memory cache of sources
 under 10,000 examples, packing and prefetch buffers). A mixture of N tasks holds N x 1,000
 examples in shuffle buffers per process. Capturing the state blocks a save for 0.7-3.5 s here
 (by load); writing it happens in the background with the rest of the checkpoint.

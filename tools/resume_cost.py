@@ -48,6 +48,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--inputs", type=int, default=256, help="inputs length in tokens")
     parser.add_argument("--targets", type=int, default=64, help="targets length in tokens")
+    parser.add_argument("--no-shuffle", action="store_true",
+                        help="read unshuffled (no shuffle buffers in the saved state)")
     args = parser.parse_args(argv)
     if any(s < 1 for s in args.steps):
         parser.error(f"--steps must be positive step numbers, got {args.steps}.")
@@ -72,7 +74,8 @@ def _timed_resume(config: data.DatasetConfig, state: dict, pipeline_dir: str | N
 def main(argv=None) -> list[dict]:
     args = parse_args(argv)
     config = data.DatasetConfig(args.mixture, {"inputs": args.inputs, "targets": args.targets},
-                                batch_size=args.batch_size, seed=0)
+                                batch_size=args.batch_size, shuffle=not args.no_shuffle,
+                                seed=0)
     replay_up_to = args.replay_up_to if args.replay_up_to is not None else max(args.steps)
     load_before = os.getloadavg()
     scratch = tempfile.mkdtemp(prefix="flan_jax_resume_cost_")
@@ -113,7 +116,8 @@ def main(argv=None) -> list[dict]:
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     load_after = os.getloadavg()
-    print(f"\n{args.mixture}, batch {args.batch_size} x ({args.inputs}, {args.targets}), "
+    print(f"\n{args.mixture}{', unshuffled' if args.no_shuffle else ''}, "
+          f"batch {args.batch_size} x ({args.inputs}, {args.targets}), "
           f"{os.cpu_count()} CPUs, load average (1, 5, 15 min) before "
           f"{', '.join(f'{x:.1f}' for x in load_before)}, after "
           f"{', '.join(f'{x:.1f}' for x in load_after)}")
