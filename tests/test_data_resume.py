@@ -159,5 +159,10 @@ def test_resume_cost_tool_times_both_paths_and_checks_the_batch(capsys):
     assert rows[0]["resume_replay_s"] > 0 and "resume_replay_s" not in rows[1]
     out = capsys.readouterr().out
     assert "load average" in out and "| 6 |" in out and "not run" in out
+    replay_only = resume_cost.main(["--steps", "5", "--replay-only", "--mixture",
+                                    tiny.TEST_TASK, "--batch-size", "4", "--inputs", "48",
+                                    "--targets", "32"])
+    assert replay_only == [{"step": 5, "resume_replay_s": replay_only[0]["resume_replay_s"]}]
+    assert replay_only[0]["resume_replay_s"] > 0
     with pytest.raises(SystemExit):
         resume_cost.main(["--steps", "0"])
