@@ -6,9 +6,9 @@ stitches the per-process rows into one global [batch, ...] array sharded over 'd
 
 Resumption: a checkpoint holds each process's tf.data iterator state, as T5X's does (a
 tf.train.Checkpoint of the iterator, per process), beside a small JSON state. Restoring builds
-the pipeline and reads that state back, so it costs the same at step 10 as at step 100,000
-(tools/resume_cost.py; README "Resuming"), and a resumed run sees exactly the batches the
-straight run saw. The alternative, a deterministic index-based pipeline (example i of the
+the pipeline and reads that state back instead of re-reading the batches already seen, so its
+cost does not grow with the step (tools/resume_cost.py; README "Resuming"), and a resumed run
+sees exactly the batches the straight run saw. The alternative, a deterministic index-based pipeline (example i of the
 mixture computable without reading examples 0..i-1), would have meant replacing seqio's
 mixing, shuffling and packing with our own: a different data order from the one every run so
 far has trained on, and a second pipeline beside seqio's for old checkpoints. The price of the
