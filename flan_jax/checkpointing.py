@@ -2,7 +2,10 @@
 
 A checkpoint at MODEL_DIR/checkpoints/<step>/ holds two items:
   state: the TrainState {step, params, opt_state} (Orbax StandardSave, sharded arrays)
-  data:  the data iterator's position (JSON, see flan_jax.data.BatchIterator.state)
+  data:  the data iterator's position: data/metadata, JSON written by process 0 (see
+         flan_jax.data.BatchIterator.state), and data/process_<i>-of-<n>/, each process's own
+         tf.data iterator state (BatchIterator.pipeline_files; absent in checkpoints written
+         before it existed, which resume by replaying the data)
 A converted checkpoint (flan_jax.convert) has the same layout with state = {params} only.
 
 Resume order (flan_jax.train follows it; write nothing before deciding):
@@ -34,10 +37,11 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import json
 import logging
 import os
 import sys
-from typing import Any, Callable, Iterator, Mapping, Sequence, TypeVar
+from typing import Any, Callable, Iterator, Mapping, Protocol, Sequence, TypeVar
 
 import flax.linen as nn
 import jax
@@ -206,6 +210,85 @@ _PATH_FIX = ("Use the model gin file of the model that wrote the checkpoint (a c
 
 
 # ----------------------------------------------------------------------------------------
+# The data item: the iterator's JSON position (process 0) and each process's pipeline files
+# ----------------------------------------------------------------------------------------
+
+class DataIterator(Protocol):
+    """What the data item saves and restores (flan_jax.data.BatchIterator is one)."""
+
+    process_index: int
+    process_count: int
+
+    def state(self) -> dict[str, Any]: ...
+
+    def pipeline_files(self) -> dict[str, bytes]: ...
+
+    def restore(self, state: Mapping[str, Any], pipeline_dir: str | None = None) -> None: ...
+
+
+# The JSON position keeps the file name of Orbax's JsonCheckpointHandler, which wrote the
+# data item before pipeline files existed: such checkpoints read as before (and resume by
+# replay, see BatchIterator.restore).
+_DATA_POSITION_FILE = "metadata"
+
+
+def _pipeline_dir_name(iterator: DataIterator) -> str:
+    """One process's directory of pipeline files inside the data item (T5X's names)."""
+    return f"process_{iterator.process_index}-of-{iterator.process_count}"
+
+
+@dataclasses.dataclass
+class DataSave(ocp.args.CheckpointArgs):
+    """position: the JSON state (written by process 0); files: this process's pipeline
+    files, {name: contents}, captured when the save began; pipeline_dir_name: their
+    directory inside the item."""
+
+    position: Mapping[str, Any]
+    files: Mapping[str, bytes]
+    pipeline_dir_name: str
+
+
+@dataclasses.dataclass
+class DataRestore(ocp.args.CheckpointArgs):
+    """Reads the JSON position only; the caller restores the iterator from it."""
+
+
+class DataCheckpointHandler(ocp.AsyncCheckpointHandler):
+    """The data item: <step>/data/metadata (JSON, process 0) and, written by every process
+    for itself, <step>/data/process_<i>-of-<n>/ (that process's tf.data iterator state;
+    absent when its pipeline could not be saved, and in checkpoints from before it existed:
+    the iterator then resumes by replay)."""
+
+    async def async_save(self, directory: epath.Path, args: DataSave) -> list[Any]:
+        # The files were captured by the caller, so writing them can wait in the background
+        # until Orbax has created the item directory (on every process).
+        async def write() -> None:
+            self.save(directory, args)
+
+        return [ocp.future.CommitFutureAwaitingContractedSignals(write(), name="data_save")]
+
+    def save(self, directory: epath.Path, args: DataSave) -> None:
+        if jax.process_index() == 0:
+            (directory / _DATA_POSITION_FILE).write_text(json.dumps(dict(args.position)))
+        if args.files:
+            pipeline_dir = directory / args.pipeline_dir_name
+            pipeline_dir.mkdir()
+            for name, contents in args.files.items():
+                (pipeline_dir / name).write_bytes(contents)
+
+    def restore(self, directory: epath.Path, args: DataRestore | None = None
+                ) -> dict[str, Any]:
+        return json.loads((directory / _DATA_POSITION_FILE).read_text())
+
+    def metadata(self, directory: epath.Path) -> None:
+        return None  # JSON carries no tree metadata
+
+
+ocp.args.register_with_handler(DataCheckpointHandler, for_save=True)(DataSave)
+ocp.args.register_with_handler(DataCheckpointHandler, for_restore=True)(DataRestore)
+
+
+# ----------------------------------------------------------------------------------------
 # A run directory: save, and resume from the newest checkpoint that restores
 # ----------------------------------------------------------------------------------------
 
@@ -236,7 +319,7 @@ class Checkpointer:
             self.directory,
             # Named up front so a fresh manager can read an existing checkpoint's metadata.
             item_handlers={STATE_ITEM: ocp.StandardCheckpointHandler(),
-                           DATA_ITEM: ocp.JsonCheckpointHandler()},
+                           DATA_ITEM: DataCheckpointHandler()},
             options=ocp.CheckpointManagerOptions(
                 max_to_keep=config.keep,
                 # We decide when to save (periodic, final, preemption); Orbax only writes.
@@ -255,20 +338,27 @@ class Checkpointer:
     def should_save(self, step: int) -> bool:
         return step % self.config.save_every_steps == 0
 
-    def save(self, step: int, state: Any, data_state: Mapping[str, Any] | None = None) -> None:
+    def save(self, step: int, state: Any, data: DataIterator | None = None) -> None:
         """Starts saving (asynchronously when configured); a step already saved is skipped.
 
-        Without data_state only the state item is written (a converted checkpoint).
+        The data iterator's position is captured before this returns, so iteration may go
+        on at once. Without `data` only the state item is written (a converted checkpoint).
         """
         if step in self._manager.all_steps():
             return
         items = {STATE_ITEM: ocp.args.StandardSave(state)}
-        if data_state is not None:
-            items[DATA_ITEM] = ocp.args.JsonSave(dict(data_state))
+        if data is not None:
+            items[DATA_ITEM] = DataSave(
+                position=data.state(), files=data.pipeline_files(),
+                pipeline_dir_name=_pipeline_dir_name(data))
         self._manager.save(step, args=ocp.args.Composite(**items))
 
-    def restore_latest(self, abstract_state: Any) -> Resumed | None:
+    def restore_latest(self, abstract_state: Any, data: DataIterator | None = None
+                       ) -> Resumed | None:
         """Restores the newest step that restores; None when there is no checkpoint.
+
+        `data`, when given, is moved to that step's position (DataIterator.restore); a step
+        whose data position cannot be read counts as damaged.
 
         Newer steps that do not restore are logged and renamed <step>.damaged (never
         deleted), once an older one has restored. Raises DamagedCheckpointError, renaming
@@ -277,7 +367,7 @@ class Checkpointer:
         damaged: list[tuple[int, DamagedCheckpointError]] = []
         for step in sorted(self.all_steps(), reverse=True):
             try:
-                state, data_state = self.restore(step, abstract_state)
+                state, data_state = self.restore(step, abstract_state, data)
             except DamagedCheckpointError as error:
                 logging.warning("%s; trying the previous checkpoint.", error)
                 damaged.append((step, error))
@@ -296,8 +386,10 @@ class Checkpointer:
             f"{self.directory} (or restore them from a good copy) to start again from an "
             "earlier checkpoint or from scratch, or give the run a new MODEL_DIR."))
 
-    def restore(self, step: int, abstract_state: Any) -> tuple[Any, dict[str, Any]]:
-        """Restores {state, data} of `step` into the shardings carried by abstract_state."""
+    def restore(self, step: int, abstract_state: Any, data: DataIterator | None = None
+                ) -> tuple[Any, dict[str, Any]]:
+        """Restores {state, data} of `step` into the shardings carried by abstract_state, and
+        `data` (if given) to the saved position; returns (state, the data item's JSON)."""
         where = f"checkpoint {self.directory}/{step}"
         with _reading(where):
             state_metadata = self._manager.item_metadata(step)[STATE_ITEM] or {}
@@ -309,8 +401,12 @@ class Checkpointer:
             self._check_resumable(step, state_metadata)
             restored = self._manager.restore(step, args=ocp.args.Composite(**{
                 STATE_ITEM: ocp.args.StandardRestore(abstract_state),
-                DATA_ITEM: ocp.args.JsonRestore()}))
-        return restored[STATE_ITEM], dict(restored[DATA_ITEM])
+                DATA_ITEM: DataRestore()}))
+            data_state = dict(restored[DATA_ITEM])
+            if data is not None:
+                data.restore(data_state, os.path.join(self.directory, str(step), DATA_ITEM,
+                                                      _pipeline_dir_name(data)))
+        return restored[STATE_ITEM], data_state
 
     def _check_resumable(self, step: int, state_metadata: Mapping[str, Any]) -> None:
         """A params-only checkpoint cannot continue a run; a missing data item is damage."""

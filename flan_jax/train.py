@@ -8,9 +8,9 @@ r"""Instruction-tunes a T5 encoder-decoder on a SeqIO mixture: the gin entry poi
       --gin.TRAIN_STEPS=10000 --gin.MODEL_DIR="'/tmp/flan_run'"
 
 `train()` reads top to bottom: validate the launch (nothing is written before it passes),
-lay out shapes and shardings, initialise or restore the state, build the data pipeline,
-compile the step, run the loop, finish. Every argument is bound by the gin run files
-(gin_configs/runs/finetune.gin); the library modules it calls know nothing about gin.
+lay out shapes and shardings, build the data pipeline, initialise or restore the state and
+the data position, compile the step, run the loop, finish. Every argument is bound by the gin
+run files (gin_configs/runs/finetune.gin); the library modules it calls know nothing about gin.
 """
 from __future__ import annotations
 
@@ -146,16 +146,18 @@ def train(
     # ------------------------------------------------------------------ initialise or restore
     # Order written down in flan_jax/checkpointing.py: MODEL_DIR, INITIAL_CHECKPOINT_PATH, init.
     ckpt = checkpointing.Checkpointer(model_dir, checkpoint)
-    data_state = None
+    # The data iterator exists before the restore, which moves it to the checkpoint's
+    # position (its saved tf.data state, or a replay for an older checkpoint).
+    batches = data.BatchIterator(train_dataset, prompt_length=model_config.prompt_length)
     frozen = None  # parameter-efficient tuning: the frozen base params, beside the state
     with mesh, nn.logical_axis_rules(rules):
         if program.is_peft:
             base = _peft_base(model_dir, initial_checkpoint_path,
                               resuming=ckpt.latest_step() is not None)
             frozen = checkpointing.load_initial_params(base, layout.frozen_abstract)
-        resumed = ckpt.restore_latest(layout.abstract)
+        resumed = ckpt.restore_latest(layout.abstract, batches)
         if resumed is not None:
-            state, data_state = resumed.state, resumed.data_state
+            state = resumed.state
             origin = f"resumed from {ckpt.directory} at step {resumed.step}"
             if resumed.set_aside:
                 origin += (" (newer checkpoint(s) did not restore and were moved aside, not "
@@ -183,13 +185,6 @@ def train(
 
     def all_params(state: trainer.TrainState) -> Any:
         return state.params if frozen is None else peft.merge(state.params, frozen)
-
-    # ------------------------------------------------------------------ data
-    if data_state is not None:
-        batches = data.BatchIterator.restore(train_dataset, data_state,
-                                             prompt_length=model_config.prompt_length)
-    else:
-        batches = data.BatchIterator(train_dataset, prompt_length=model_config.prompt_length)
 
     # ------------------------------------------------------------------ compile the step
     step_fn = program.step_fn
@@ -262,7 +257,7 @@ def train(
                             flush_log(step, eval_metrics)
                     if ckpt.should_save(step) or is_last:
                         save_started = time.perf_counter()
-                        ckpt.save(step, state, batches.state())
+                        ckpt.save(step, state, batches)
                         # The blocking part of a save is not training time.
                         window_start += time.perf_counter() - save_started
                     if preempted:

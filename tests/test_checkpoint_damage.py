@@ -5,6 +5,7 @@ copy of a run with checkpoints at steps 2 and 4, damaging step 4:
   tensor:   the largest array data file that step 4's state reads (OCDBT state/d/*) cut in half
   metadata: state/_METADATA cut to 100 bytes (the issue's "Expecting value: line 1 column 101")
   data:     the data item (the data iterator position) deleted
+  pipeline: the process's saved tf.data iterator state (data/process_0-of-1/) cut in half
 """
 import glob
 import logging
@@ -21,7 +22,7 @@ import tiny
 from flan_jax import checkpointing, partitioning, train
 from flan_jax.models import t5
 
-DAMAGE_CASES = ("tensor", "metadata", "data")
+DAMAGE_CASES = ("tensor", "metadata", "data", "pipeline")
 
 
 def _largest_data_file(step_dir) -> str:
@@ -38,6 +39,10 @@ def damage(step_dir, case: str) -> None:
         os.truncate(os.path.join(str(step_dir), "state", "_METADATA"), 100)
     elif case == "data":
         shutil.rmtree(os.path.join(str(step_dir), "data"))
+    elif case == "pipeline":
+        path = os.path.join(str(step_dir), "data", "process_0-of-1",
+                            "pipeline.data-00000-of-00001")
+        os.truncate(path, os.path.getsize(path) // 2)
     else:
         raise ValueError(case)
 

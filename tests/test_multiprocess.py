@@ -1,4 +1,5 @@
-"""Two processes (jax.distributed on 127.0.0.1, gloo) train like one process on the same batch."""
+"""Two processes (jax.distributed on 127.0.0.1, gloo) train like one process on the same batch,
+also across a resume (each process restores its own data shard's position)."""
 import functools
 import os
 import socket
@@ -23,6 +24,8 @@ launch.maybe_initialize_distributed(launch.LaunchArgs(
 import jax
 assert jax.process_count() == 2 and jax.device_count() == 4, jax.devices()
 import tiny
+# Stopped at step 2 and resumed: each process restores its own shard's data position.
+train.train(**tiny.train_kwargs({model_dir!r}, steps=2, batch_size=8))
 train.train(**tiny.train_kwargs({model_dir!r}, steps=3, batch_size=8))
 """
 
@@ -70,4 +73,9 @@ def test_two_processes_match_one_process(tmp_path):
     logged = [r["loss"] for r in metrics_log.read_metrics(model_dir)]
     assert len(logged) == 3
     np.testing.assert_allclose(logged, _single_process_losses(3), rtol=1e-4)
-    assert sorted(os.listdir(os.path.join(model_dir, "checkpoints"))) == ["3"]
+    assert sorted(os.listdir(os.path.join(model_dir, "checkpoints"))) == ["2", "3"]
+    for step in ("2", "3"):  # the JSON position, and each process's own tf.data state
+        item = os.path.join(model_dir, "checkpoints", step, "data")
+        assert {"metadata", "process_0-of-2", "process_1-of-2"} <= set(os.listdir(item))
+        for process in ("process_0-of-2", "process_1-of-2"):
+            assert "pipeline.index" in os.listdir(os.path.join(item, process))

@@ -1,5 +1,8 @@
 """The real train() loop on the tiny test task: resume, sharding, preemption, divergence."""
+import json
+import logging
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -26,11 +29,17 @@ def _saved_params(model_dir, step):
     return ocp.StandardCheckpointer().restore(path)["params"]
 
 
-def test_resume_gives_identical_metrics_and_params(tmp_path):
-    straight, split = tmp_path / "straight", tmp_path / "split"
-    train.train(**tiny.train_kwargs(straight, steps=6, save_every=3))
-    first = train.train(**tiny.train_kwargs(split, steps=3, save_every=3))
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """(6 steps never interrupted, the same run stopped at step 3), checkpoints every 3."""
+    base = tmp_path_factory.mktemp("resume")
+    train.train(**tiny.train_kwargs(base / "straight", steps=6, save_every=3))
+    first = train.train(**tiny.train_kwargs(base / "split", steps=3, save_every=3))
     assert first.final_step == 3
+    return base / "straight", base / "split"
+
+
+def _resume_to_6_and_compare(straight, split):
     resumed = train.train(**tiny.train_kwargs(split, steps=6, save_every=3))
     assert resumed.start_step == 3 and resumed.final_step == 6
 
@@ -41,6 +50,39 @@ def test_resume_gives_identical_metrics_and_params(tmp_path):
         assert a[step] == b[step], (step, a[step], b[step])
     jax.tree.map(np.testing.assert_array_equal, _saved_params(straight, 6),
                  _saved_params(split, 6))
+
+
+REPLAY_MESSAGE = "Resuming the data at batch 3 by replaying it from the start"
+
+
+def test_resume_gives_identical_metrics_and_params(runs, tmp_path, caplog):
+    straight, split = runs[0], tmp_path / "split"
+    shutil.copytree(runs[1], split)
+    # The data position is this process's saved tf.data iterator, not a batch count to replay.
+    pipeline = split / "checkpoints" / "3" / "data" / "process_0-of-1"
+    assert sorted(os.listdir(pipeline)) == ["pipeline.data-00000-of-00001", "pipeline.index"]
+    with caplog.at_level(logging.INFO):
+        _resume_to_6_and_compare(straight, split)
+    assert REPLAY_MESSAGE not in caplog.text
+    assert (split / "checkpoints" / "6" / "data" / "process_0-of-1" / "pipeline.index").exists()
+
+
+# The data item's JSON keys before pipeline files existed (flan_jax/data.py at commit 5091aef,
+# BatchIterator.state); that version wrote data/metadata only, with Orbax's JsonSave.
+OLD_DATA_KEYS = {"batches_consumed", "mixture_or_task_name", "split", "seed", "batch_size",
+                 "task_feature_lengths", "process_count", "pack", "prompt_slots"}
+
+
+def test_a_checkpoint_from_before_pipeline_files_resumes_bit_exactly_by_replay(
+        runs, tmp_path, caplog):
+    straight, split = runs[0], tmp_path / "split"
+    shutil.copytree(runs[1], split)
+    item = split / "checkpoints" / "3" / "data"
+    shutil.rmtree(item / "process_0-of-1")
+    assert set(json.loads((item / "metadata").read_text())) == OLD_DATA_KEYS
+    with caplog.at_level(logging.INFO):
+        _resume_to_6_and_compare(straight, split)
+    assert REPLAY_MESSAGE in caplog.text
 
 
 def test_one_device_and_eight_sharded_devices_agree(tmp_path):
