@@ -211,9 +211,12 @@ def no_template(templates: Sequence[Template]) -> list[Template]:
 
     Derived from each template (targets kept) and de-duplicated, so a dataset
     whose instructions all read the same fields collapses to one template,
-    while turned-around templates keep their own (swapped) direction.
+    while turned-around templates keep their own (swapped) direction. A template
+    whose input reads no field (FLAN's "Write a sentence." kind) would be left
+    with an empty input, so it is dropped.
     """
-    derived = (Template(_fields_only_input(t), t.target) for t in templates)
+    derived = (Template(_fields_only_input(t), t.target) for t in templates
+               if _placeholders(t.input))
     return list(dict.fromkeys(derived))
 
 

@@ -71,20 +71,24 @@ def test_flan_summary_uses_the_collection_clusters_and_skips_turned_around():
                               reporting.excluded_templates())
     rows = {r.task: r for r in table.tasks}
     assert rows["rte_10templates"].cluster == "entailment"
-    assert rows["rte_10templates"].num_templates == 8  # templates 8 and 9 are turned around
-    assert rows["rte_10templates"].best == 70.0 and rows["rte_10templates"].average == 35.0
-    assert rows["wmt16_translate_deen_10templates"].num_templates == 10  # both directions
+    # FLAN's RTE template 9 is its one turned-around template.
+    assert rows["rte_10templates"].num_templates == 9
+    assert rows["rte_10templates"].best == 80.0 and rows["rte_10templates"].average == 40.0
+    # Both directions count; FLAN's templates 8 and 9 ask for a sentence / the language.
+    assert rows["wmt16_translate_deen_10templates"].num_templates == 8
     assert rows["wmt16_translate_deen_10templates"].cluster == "translation"
     assert {c.cluster for c in table.clusters} == {"entailment", "translation"}
 
 
 def test_excluded_templates_cover_variants_with_those_templates():
     excluded = reporting.excluded_templates()
-    assert excluded["rte_10templates"] == (8, 9)
-    assert excluded["rte_10templates_two_shot"] == (8, 9)
-    assert excluded["rte_all_prompts"] == (8, 9)
+    assert excluded["rte_10templates"] == (9,)
+    assert excluded["rte_10templates_two_shot"] == (9,)
+    assert excluded["rte_all_prompts"] == (9,)
     assert "rte_7templates" not in excluded and "rte_type_9" not in excluded
-    assert "wmt14_enfr_10templates" not in excluded
+    assert excluded["wmt14_enfr_10templates"] == (8, 9)
+    assert excluded["cnn_dailymail_10templates"] == (7, 8, 9)
+    assert "winogrande_10templates" not in excluded  # options-less, but asking for the answer
 
 
 def test_flan_eval_experiment_binds_the_clusters(clean_gin):

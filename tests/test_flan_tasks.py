@@ -17,6 +17,7 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 
 import tasks  # noqa: F401  (registers everything)
+from flan_jax import templates as templates_lib
 from flan_jax import vocabularies
 from flan_jax.templates import Template
 from tasks import flan
@@ -29,13 +30,16 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PLACEHOLDER = re.compile(r"\{[A-Za-z_]\w*\}")
 NUM_MOCK = 10  # one example per template of a 10-template task
 
+# The datasets PATTERNS templates (its keys are FLAN's template-group keys).
+TEMPLATED = registration.datasets_of_patterns(patterns.PATTERNS)
 # Filters that reject every random mock row, so these are checked on hand-written
 # examples below instead: fix_punct keeps only text with punctuation and true_case
 # only text with capitals (mock text has neither); hellaswag keeps rows whose label
 # indexes an ending (mock labels are random); ARC keeps 4-choice questions (FLAN's
-# filter; mock questions have a random number of choices).
-MOCK_RENDERED = sorted(set(patterns.PATTERNS) - {"fix_punct", "true_case", "hellaswag",
-                                                 "arc_challenge", "arc_easy"})
+# filter; mock questions have a random number of choices). WSC273's random pronoun
+# offsets fall outside its random text (test_flan_fidelity maps a real example).
+MOCK_RENDERED = sorted(set(TEMPLATED) - {"fix_punct", "true_case", "hellaswag",
+                                         "arc_challenge", "arc_easy", "wsc273"})
 # ReCoRD's answer is one of the passage's entities in real data, not in random mock data.
 ANSWER_NOT_AN_OPTION_IN_MOCK = {"record"}
 
@@ -62,7 +66,8 @@ def test_clusters_cover_the_collection():
     assert len(clusters.CLUSTERS) == 17 and len(clusters.PAPER_CLUSTERS) == 12
     members = [d for ms in clusters.CLUSTERS.values() for d in ms]
     assert len(members) == len(set(members)) == 69
-    assert set(members) == set(datasets.DATASETS)
+    # WSC273 (a test split only) is in none of FLAN's clusters.
+    assert set(members) == set(datasets.DATASETS) - {"wsc273"}
     # The paper's 62: its 12 clusters, counting ANLI/MNLI/ARC/SQuAD once each.
     paper = {d for ms in clusters.PAPER_CLUSTERS.values() for d in ms}
     collapsed = sum(len(group) - 1 for group in clusters.PAPER_COUNTS_AS_ONE)
@@ -70,7 +75,7 @@ def test_clusters_cover_the_collection():
     assert paper <= set(datasets.DATASETS)
     # Every cluster has a templated dataset, so every held-out split is registered.
     for cluster, ms in clusters.CLUSTERS.items():
-        assert set(ms) & set(patterns.PATTERNS), cluster
+        assert set(ms) & set(TEMPLATED), cluster
 
 
 def test_held_out_exclusions():
@@ -97,25 +102,25 @@ def test_held_out_exclusions():
 def test_specs_are_consistent():
     for name, spec in datasets.DATASETS.items():
         assert re.fullmatch(r"[\w/.-]+:\d+\.\d+\.\d+", spec.tfds_name), name
-        assert set(spec.splits) == {"train", "validation", "test"}, name
+        expected = {"test"} if name == "wsc273" else {"train", "validation", "test"}
+        assert set(spec.splits) == expected, name
         if spec.is_classification:
             assert "answer" in spec.fields, name
 
 
 def test_every_template_list_is_ten_distinct_and_valid():
-    for name, pairs in patterns.PATTERNS.items():
-        assert len(pairs) == 10 and len(set(pairs)) == 10, name
-        spec = datasets.DATASETS[name]
-        ts = [Template(*p) for p in pairs]
-        if spec.is_classification:
-            asking = [t for t in ts if t.target == "{answer}"]
-            assert all(t.uses_options for t in asking), name
-            assert 2 <= len(ts) - len(asking) <= 3, f"{name}: turned-around templates"
+    for key, pairs in patterns.PATTERNS.items():
+        assert len(pairs) == 10 and len(set(pairs)) == 10, key
+    for name, key in TEMPLATED.items():  # each dataset provides every field of its list
+        templates_lib.validate_templates(
+            name, [Template(*p) for p in patterns.PATTERNS[key]],
+            datasets.DATASETS[name].available_fields)
+    assert patterns.pattern_name("anli_r2") == "anli" and patterns.pattern_name("rte") == "rte"
 
 
 def test_task_names_follow_flan():
     names = set(seqio.TaskRegistry.names())
-    for d in patterns.PATTERNS:
+    for d in TEMPLATED:
         for n in (1, 2, 4, 7, 10):
             assert f"{d}_{n}templates" in names
         for i in range(10):
@@ -124,7 +129,7 @@ def test_task_names_follow_flan():
     assert "rte_type_0_scoring_eval" in names
     assert "rte_type_9_scoring_eval" in names  # FLAN scores every template, turned around too
     assert "xsum_type_0_scoring_eval" not in names  # generation
-    assert set(patterns.PATTERNS) == set(datasets.DATASETS)  # every dataset is templated
+    assert set(TEMPLATED) == set(datasets.DATASETS)  # every dataset is templated
 
 
 def test_registration_touches_no_tfds():
@@ -155,12 +160,16 @@ def test_templated_tasks_render(mock_tfds, dataset):
         inputs, targets = _text(ex["inputs"]), _text(ex["targets"])
         assert inputs.strip() and not PLACEHOLDER.search(inputs), inputs
         assert not PLACEHOLDER.search(targets), targets
-        template = Template(*patterns.PATTERNS[dataset][ex["template_idx"]])
+        template = registration.REGISTERED[dataset].templates[ex["template_idx"]]
         if spec.is_classification:
             options = [_text(o) for o in ex["options"]]
             assert len(options) >= 2
             if template.target == "{answer}" and dataset not in ANSWER_NOT_AN_OPTION_IN_MOCK:
-                assert targets in options and "OPTIONS:\n- " in inputs
+                assert targets in options
+            # Some of FLAN's templates ask for the answer without offering the options;
+            # ReCoRD's come as the prepared string {options_str}.
+            offered = template.uses_options or "options_str" in template.fields
+            assert ("OPTIONS:\n- " in inputs) == offered
     seen = {ex["template_idx"] for ex in examples}
     # Filters (spec.keep) drop random mock rows, e.g. story_cloze labels out of range.
     assert len(seen) == NUM_MOCK or spec.keep is not None, (
@@ -234,10 +243,11 @@ def test_hellaswag_mapping_on_handwritten_examples():
     out = list(registration._to_fields(raw, spec).as_numpy_iterator())
     assert len(out) == 1  # label 7 indexes no ending
     assert _text(out[0]["context"]) == "How to bake. \nMix flour."  # [step] -> newline
-    assert _text(out[0]["answer"]) == "Bake it."
+    assert _text(out[0]["answer"]) == "Bake it." and _text(out[0]["activity_label"]) == "Baking"
     inputs, targets = Template(*patterns.PATTERNS["hellaswag"][1]).render(
         {k: (v if k == "options" else _text(v)) for k, v in out[0].items()})
-    assert inputs.startswith("Activity: Baking\n") and targets == "Bake it."
+    assert "How to bake. \nMix flour." in inputs and "\n- Bake it.\n- Eat it." in inputs
+    assert targets == "Bake it."
 
 
 @pytest.mark.parametrize("dataset, field, expected", [
@@ -265,8 +275,8 @@ def test_inter_cluster_mixtures(mock_tfds):
         train, test = clusters.inter_cluster_split(cluster)
         for n in (1, 10):
             stem = f"flan_inter_cluster_split_{idx}_{n}templates"
-            expect_train = {f"{d}_{n}templates" for d in train if d in patterns.PATTERNS}
-            expect_test = {f"{d}_{n}templates" for d in test if d in patterns.PATTERNS}
+            expect_train = {f"{d}_{n}templates" for d in train if d in TEMPLATED}
+            expect_test = {f"{d}_{n}templates" for d in test if d in TEMPLATED}
             assert _mixture_tasks(stem + "_train") == expect_train, stem
             assert _mixture_tasks(stem + "_eval") == expect_test, stem
     rc = names.index("reading_comprehension")
@@ -297,7 +307,7 @@ def test_ablation_mixtures_exist():
         assert name in mixtures, name
     superglue_eval = _mixture_tasks("flan_superglue_split_10templates_eval")
     assert superglue_eval == {f"{d}_10templates" for d in clusters.SUPERGLUE
-                              if d in patterns.PATTERNS}
+                              if d in TEMPLATED}
 
 
 def test_dataset_name_ablation_renders(mock_tfds):
@@ -320,6 +330,16 @@ def test_external_patterns_register(mock_tfds):
     finally:
         for name in names:
             seqio.TaskRegistry.remove(name)
+
+
+def test_patterns_key_of_no_dataset_is_refused_naming_the_group_key():
+    with pytest.raises(ValueError, match=r"(?s)\['mnli_matched'\].*'mnli_matched' is templated "
+                                         r"by the group key 'mnli'.*known: \[.*'anli'"):
+        registration.register_from_patterns({"mnli_matched": patterns.PATTERNS["mnli"]})
+    with pytest.raises(ValueError, match=r"\['rtee'\] template no dataset"):
+        registration.datasets_of_patterns({"rtee": patterns.PATTERNS["rte"]})
+    assert registration.datasets_of_patterns({"anli": []}) == {
+        "anli_r1": "anli", "anli_r2": "anli", "anli_r3": "anli"}
 
 
 def test_jsonl_task_end_to_end(tmp_path):

@@ -193,6 +193,13 @@ def test_no_template_keeps_only_fields_and_options():
         "The soup was bland.\n\nOPTIONS:\n- negative\n- positive", "negative")
 
 
+def test_no_template_drops_templates_whose_input_reads_no_field():
+    derived = templates.no_template(
+        [Template("{premise}\n{options_}", "{answer}"),
+         Template("Make up a passage and a claim.", "Passage: {premise}\nClaim: {hypothesis}")])
+    assert derived == [Template("{premise}\n\n{options_}", "{answer}")]
+
+
 def test_no_template_joins_several_fields_one_per_line():
     derived = templates.no_template([Template("Q: {question} Context: {context}", "{answer}")])
     assert derived == [Template("{question}\n{context}", "{answer}")]

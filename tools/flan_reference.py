@@ -16,7 +16,17 @@ output:
                            later_tfds_name, the TFDS pin at the later commit (FLAN's
                            2022-23 fixes for data that no longer builds), and mock: FLAN's
                            "answer" / "answers" / "options" of the first tfds mock examples
-                           (mock_tfds_name: the version they were drawn from)
+                           (mock_tfds_name: the version they were drawn from), and
+                           mock_fields: every field FLAN's preprocessors give an example
+  patterns                 FLAN's templates.PATTERNS: template-group key -> per template
+                           {"input", "target": skeletons (template_skeleton: the fields in
+                           place, each run of FLAN's words replaced by a hash of it),
+                           "words": word_hashes of input + target}. Structure without
+                           FLAN's prose: tests derive the structure from it and measure how
+                           close our wording comes to FLAN's (difflib over word hashes equals
+                           difflib over the words), and no FLAN sentence is stored here.
+  pattern_names            dataset -> its PATTERNS key (utils.t_name_to_flan_pattern_name)
+  classification_patterns  PATTERNS keys FLAN treats as classification (utils.is_classification)
   dialog_wrapped           FLAN's dialog wrapper (reformat_with_flan_dialog_prompt) on the
                            input "INPUT", and formatters_end_with_dialog_prompt: whether
                            FLAN's template formatters end with it
@@ -30,17 +40,54 @@ from __future__ import annotations
 import argparse
 import functools
 import gzip
+import hashlib
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
 from typing import Any
 
 RELEASE_2021 = "3770e83"
+# A template field, as FLAN's templates and ours write them: {name} (not {{literal}}).
+TEMPLATE_FIELD = re.compile(r"(?<!\{)\{(\w+)\}")
 LATER_PIN = "HEAD"
 OUTPUT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                       "tests", "data", "flan", "flan_2021_reference.json.gz")
+
+
+def _hash(text: str) -> str:
+    return hashlib.sha1(text.encode("utf-8")).hexdigest()[:10]
+
+
+def template_skeleton(text: str) -> str:
+    """A template with its fields in place and each run of other text replaced by «hash».
+
+    Whitespace-only runs stay as they are (layout, not wording). Two templates have equal
+    skeletons exactly when they are equal (up to a hash collision).
+    """
+    pieces = TEMPLATE_FIELD.split(text)  # text, field, text, field, ..., text
+    return "".join(("{" + piece + "}") if i % 2 else
+                   (piece if not piece.strip() else f"\u00ab{_hash(piece)}\u00bb")
+                   for i, piece in enumerate(pieces))
+
+
+def template_words(text: str) -> list[str]:
+    """A template's instruction words: lower-cased, fields and punctuation dropped."""
+    return re.findall(r"[a-z0-9']+", TEMPLATE_FIELD.sub(" ", text.lower()))
+
+
+def word_hashes(text: str) -> list[str]:
+    """template_words(text), each replaced by a hash: comparable, not readable."""
+    return [_hash(word) for word in template_words(text)]
+
+
+def pattern_facts(patterns: dict[str, list]) -> dict[str, list[dict[str, Any]]]:
+    """FLAN's PATTERNS as stored: skeletons and word hashes, none of FLAN's wording."""
+    return {key: [{"input": template_skeleton(inp), "target": template_skeleton(out),
+                   "words": word_hashes(inp + " " + out)} for inp, out in pairs]
+            for key, pairs in patterns.items()}
 
 
 def describe(fn: Any) -> str | None:
@@ -88,6 +135,8 @@ def _extract(with_mock: bool) -> dict[str, Any]:
     seqio.TfdsDataSource = RecordingTfdsSource
     from flan import mixtures as _  # noqa: F401  (registers FLAN's mixtures)
     from flan import tasks as flan_tasks  # pylint: disable=g-import-not-at-top
+    from flan import templates as flan_templates  # pylint: disable=g-import-not-at-top
+    from flan import utils as flan_utils  # pylint: disable=g-import-not-at-top
 
     datasets = {}
     for name, config in flan_tasks.TASK_CONFIGS.items():
@@ -108,6 +157,11 @@ def _extract(with_mock: bool) -> dict[str, Any]:
         extra["dialog_wrapped"] = _dialog_wrapped("INPUT")
         # FLAN's formatters, the templated (get_flan_formatter) and the round-robin ones.
         extra["formatters_end_with_dialog_prompt"] = _formatters_end_with_dialog_prompt()
+        extra["patterns"] = pattern_facts(flan_templates.PATTERNS)
+        extra["pattern_names"] = {name: flan_utils.t_name_to_flan_pattern_name(name)
+                                  for name in flan_tasks.TASK_CONFIGS}
+        extra["classification_patterns"] = sorted(
+            key for key in flan_templates.PATTERNS if flan_utils.is_classification(key))
     return {
         **extra,
         "datasets": datasets,
@@ -151,7 +205,7 @@ def _add_mock_fields(flan_tasks, datasets: dict[str, Any]) -> None:
 
     for name, config in flan_tasks.TASK_CONFIGS.items():
         facts = datasets[name]
-        facts["mock"] = facts["mock_tfds_name"] = None
+        facts["mock"] = facts["mock_tfds_name"] = facts["mock_fields"] = None
         source = config.source
         try:
             found = rows(source, config.preprocessors)
@@ -167,6 +221,7 @@ def _add_mock_fields(flan_tasks, datasets: dict[str, Any]) -> None:
                 continue
         facts["mock_tfds_name"] = source.tfds_dataset.name
         facts["mock"] = [{k: text(r[k]) for k in MOCK_FIELDS if k in r} for r in found]
+        facts["mock_fields"] = sorted(found[0]) if found else None
 
 
 def _dialog_wrapped(text: str) -> dict[str, str]:
@@ -219,6 +274,8 @@ def build(flan_repo: str) -> dict[str, Any]:
     return {"commit": release["commit"], "later_commit": later["commit"],
             "dialog_wrapped": release["dialog_wrapped"],
             "formatters_end_with_dialog_prompt": release["formatters_end_with_dialog_prompt"],
+            "patterns": release["patterns"], "pattern_names": release["pattern_names"],
+            "classification_patterns": release["classification_patterns"],
             "datasets": release["datasets"], "task_names": release["task_names"],
             "mixtures": release["mixtures"]}
 

@@ -3,7 +3,7 @@
     datasets.py      every dataset as a DatasetSpec (TFDS name:version, splits, fields, metrics)
     metrics.py       FLAN's own scoring pieces (multi-reference ROUGE, MultiRC grouping)
     clusters.py      the 17 code clusters, the paper's 12, held-out exclusion rules
-    patterns.py      our instruction templates in FLAN's PATTERNS format
+    patterns.py      our instruction templates, shaped like FLAN's PATTERNS
     registration.py  task / mixture registration under FLAN's names; register_jsonl_task
 
 Importing this package registers every templated dataset and the mixtures over
@@ -37,10 +37,11 @@ def register(fix_flan_quirks: bool | None = None,
         fix_flan_quirks = os.environ.get(FIX_QUIRKS_ENV, "0") == "1"
     if dialog_prompt is None:
         dialog_prompt = os.environ.get(DIALOG_PROMPT_ENV, "0") == "1"
-    registration.register_from_patterns(patterns.PATTERNS, datasets.specs(fix_flan_quirks),
-                                        dialog_prompt=dialog_prompt)
+    specs = datasets.specs(fix_flan_quirks)
+    registration.register_from_patterns(patterns.PATTERNS, specs, dialog_prompt=dialog_prompt)
     MIXTURES.clear()
-    MIXTURES.update(registration.register_mixtures(patterns.PATTERNS))
+    MIXTURES.update(registration.register_mixtures(
+        registration.datasets_of_patterns(patterns.PATTERNS, specs)))
     return MIXTURES
 
 

@@ -45,6 +45,7 @@ import tensorflow as tf
 from t5.data import postprocessors as t5_post
 from t5.evaluation import metrics as t5_metrics
 
+from flan_jax import templates as templates_lib
 from tasks.flan import metrics as flan_metrics
 
 MAX_TRAIN_EXAMPLES = 30_000
@@ -160,6 +161,12 @@ def _numbered(items: tf.Tensor, limit: int = 10) -> tf.Tensor:
     return tf.strings.reduce_join(tf.strings.join([numbers, items], ". "), separator="\n")
 
 
+def _options_text(options: tf.Tensor) -> tf.Tensor:
+    """[k] strings -> "OPTIONS:\\n- a\\n- b", the text templates_lib.render_options gives."""
+    return tf.strings.join([templates_lib.OPTIONS_HEADER, tf.strings.reduce_join(
+        templates_lib.OPTION_PREFIX + options)])
+
+
 def _first(values: tf.Tensor) -> tf.Tensor:
     """First entry of a possibly empty string vector ("" when empty)."""
     return tf.concat([values, [""]], axis=0)[0]
@@ -214,6 +221,9 @@ def _record(ex):
     answers = ex["answers"] + right
     return {"passage": tf.strings.split(ex["passage"], "\n@highlight", maxsplit=1)[0],
             "query": tf.strings.strip(left_right[0]),
+            # FLAN's ReCoRD templates read the choices as one string (a variable number
+            # of entities), laid out as {options_} renders them.
+            "options_str": _options_text(options),
             "options": options, "answer": _first(answers), "answers": answers}
 
 
@@ -231,6 +241,15 @@ def _winogrande(ex):
     return {"context": parts[0], "options": options, "answer": _pick(options, ex["label"])}
 
 
+def _wsc273(ex):
+    # FLAN's: the text before the pronoun is the context; each option is a candidate
+    # referent followed by the rest of the sentence after the pronoun.
+    prefix = tf.strings.strip(tf.strings.substr(ex["text"], 0, ex["pronoun_start"]))
+    suffix = tf.strings.strip(tf.strings.substr(ex["text"], ex["pronoun_end"], -1))
+    options = tf.stack([ex["option1_normalized"], ex["option2_normalized"]]) + " " + suffix
+    return {"context": prefix, "options": options, "answer": _pick(options, ex["label"])}
+
+
 def _story_cloze(ex):
     options = ex["endings"]
     return {"context": ex["context"], "options": options,
@@ -241,7 +260,7 @@ def _hellaswag(ex):
     context = tf.strings.regex_replace(ex["context"], r"\[header\]\s", "")
     context = tf.strings.regex_replace(context, r"\[.*?\]\s", "\n")
     options = tf.strings.regex_replace(ex["endings"], r"\[.*?\]\s", "")
-    return {"context": context, "activity": ex["activity_label"], "options": options,
+    return {"context": context, "activity_label": ex["activity_label"], "options": options,
             "answer": _pick(options, ex["label"])}
 
 
@@ -254,16 +273,16 @@ def _openbookqa(ex):
 
 def _copa(ex):
     options = tf.stack([ex["choice1"], ex["choice2"]])
-    # "cause" / "effect" read better as connectives inside a template.
-    connective = tf.where(tf.equal(ex["question"], "cause"), "because", "so")
-    return {"premise": ex["premise"], "question": ex["question"], "connective": connective,
+    return {"premise": ex["premise"], "question": ex["question"],
             "options": options, "answer": _pick(options, ex["label"])}
 
 
 def _stsb(ex):
     score = tf.strings.as_string(tf.round(ex["label"]), precision=0)
+    # FLAN's templates read the score text as "answer_str" (its "answer" is the float);
+    # ours is text in both, as rank classification marks the option equal to "answer".
     return {"sentence1": ex["sentence1"], "sentence2": ex["sentence2"],
-            "options": tf.constant(_STSB), "answer": score}
+            "options": tf.constant(_STSB), "answer_str": score, "answer": score}
 
 
 def _sentiment140(ex):
@@ -314,7 +333,7 @@ def _cnn_dailymail(ex):
     article = ex["article"]
     for sep in ("2013 . ", "2014 . ", "2012 . ", ") -- "):  # strip bylines and datelines
         article = tf.strings.split(article, sep)[-1]
-    return {"text": article, "summary": ex["highlights"]}
+    return {"text": article, "highlights": ex["highlights"]}
 
 
 def _aeslc(ex):
@@ -332,19 +351,19 @@ def _samsum(ex):
 
 def _rotten_tomatoes(ex):
     reviews = ex["_critics"]["value"]
-    return {"consensus": ex["_critic_consensus"],
+    return {"critic_consensus": ex["_critic_consensus"],
             "movie": tf.strings.regex_replace(ex["_movie_name"], "_", " "),
-            "first_review": _first(reviews), "reviews": _numbered(reviews)}
+            "first_review": _first(reviews), "numbered_reviews": _numbered(reviews)}
 
 
 def _idebate(ex):
-    return {"claim": ex["_claim"], "debate": ex["_debate_name"],
-            "argument": _numbered(ex["_argument_sentences"]["value"])}
+    return {"claim": ex["_claim"], "debate_name": ex["_debate_name"],
+            "argument_sentences": _numbered(ex["_argument_sentences"]["value"])}
 
 
 def _coqa(ex):
-    return {"story": ex["story"], "questions": _numbered(ex["questions"], 1000),
-            "answers": _numbered(ex["answers"]["input_text"], 1000)}
+    return {"text": ex["story"], "numbered_questions": _numbered(ex["questions"], 1000),
+            "numbered_answers": _numbered(ex["answers"]["input_text"], 1000)}
 
 
 def _quac(ex):
@@ -354,20 +373,24 @@ def _quac(ex):
 
 def _common_gen(ex):
     return {"concepts": tf.strings.reduce_join(ex["concepts"], separator=", "),
+            "concepts_newline": tf.strings.reduce_join(ex["concepts"], separator="\n"),
             "target": ex["target"], "answers": _with_target(ex["references"], ex["target"])}
 
 
 def _dart(ex):
     # Every cell of every triple joined by "; " (FLAN's), then table markers such as
-    # "[TABLECONTEXT]" and "[TITLE]" removed.
+    # "[TABLECONTEXT]" and "[TITLE]" removed; the one-cell-per-line form (targets of
+    # turned-around templates) keeps them, as FLAN's does.
     triples = tf.strings.reduce_join(ex["tripleset"], separator="; ")
-    return {"triples": tf.strings.regex_replace(triples, r"\[(.*?)\]", ""),
+    return {"tripleset": tf.strings.regex_replace(triples, r"\[(.*?)\]", ""),
+            "tripleset_newline": tf.strings.reduce_join(ex["tripleset"], separator="\n"),
             "target": ex["target"], "answers": _with_target(ex["references"], ex["target"])}
 
 
 def _e2e_nlg(ex):
     mr = tf.strings.regex_replace(ex["meaning_representation"], r"\[", " = ")
-    return {"meaning": tf.strings.regex_replace(mr, r"\]", ""), "target": ex["target"],
+    return {"meaning_representation": tf.strings.regex_replace(mr, r"\]", ""),
+            "target": ex["target"],
             "answers": _with_target(ex["references"], ex["target"])}
 
 
@@ -375,7 +398,7 @@ def _web_nlg(ex):
     triples = tf.strings.reduce_join(ex["input"], separator="; ")
     triples = tf.strings.regex_replace(tf.strings.regex_replace(triples, "_", " "),
                                        r" \| ", ", ")
-    return {"triples": triples, "target": ex["target"],
+    return {"input_string": triples, "target": ex["target"],
             "answers": _with_target(ex["references"], ex["target"])}
 
 
@@ -447,7 +470,7 @@ DATASETS: dict[str, DatasetSpec] = {
         ("body", "subject"), _aeslc,
         keep=lambda ex: tf.strings.length(ex["email_body"] + ex["subject_line"]) > 0, **_ROUGE),
     "cnn_dailymail": DatasetSpec(
-        "cnn_dailymail:3.4.0", _official(), ("text", "summary"), _cnn_dailymail, **_ROUGE),
+        "cnn_dailymail:3.4.0", _official(), ("text", "highlights"), _cnn_dailymail, **_ROUGE),
     "gigaword": DatasetSpec(
         "gigaword:1.2.0", _official(), ("text", "summary"), _rename(text="document",
                                                                     summary="summary"),
@@ -468,23 +491,25 @@ DATASETS: dict[str, DatasetSpec] = {
     "opinion_abstracts_rotten_tomatoes": DatasetSpec(
         "opinion_abstracts/rotten_tomatoes:1.0.0",
         {"train": "train[:-600]", "validation": "train[-600:-500]", "test": "train[-500:]"},
-        ("consensus", "movie", "first_review", "reviews"), _rotten_tomatoes, **_ROUGE),
+        ("critic_consensus", "movie", "first_review", "numbered_reviews"), _rotten_tomatoes,
+        **_ROUGE),
     "opinion_abstracts_idebate": DatasetSpec(
         "opinion_abstracts/idebate:1.0.0",
         {"train": "train[:-600]", "validation": "train[-600:-500]", "test": "train[-500:]"},
-        ("claim", "debate", "argument"), _idebate, **_ROUGE),
+        ("claim", "debate_name", "argument_sentences"), _idebate, **_ROUGE),
     "wiki_lingua_english_en": DatasetSpec(
         "gem/wiki_lingua_english_en:1.1.0", _official(), ("source", "target"),
         _rename(source="source", target="target"), **_ROUGE),
     # --- structure to text ----------------------------------------------------
-    "web_nlg_en": DatasetSpec("gem/web_nlg_en:1.1.0", _dev_from_train(), ("triples", "target"),
-                              _web_nlg, **_MULTI_ROUGE),
+    "web_nlg_en": DatasetSpec("gem/web_nlg_en:1.1.0", _dev_from_train(),
+                              ("input_string", "target"), _web_nlg, **_MULTI_ROUGE),
     "common_gen": DatasetSpec("gem/common_gen:1.1.0", _dev_from_train(),
-                              ("concepts", "target"), _common_gen, **_MULTI_ROUGE),
-    "e2e_nlg": DatasetSpec("gem/e2e_nlg:1.1.0", _dev_from_train(), ("meaning", "target"),
-                           _e2e_nlg, **_MULTI_ROUGE),
-    "dart": DatasetSpec("gem/dart:1.1.0", _dev_from_train(), ("triples", "target"), _dart,
-                        **_MULTI_ROUGE),
+                              ("concepts", "concepts_newline", "target"), _common_gen,
+                              **_MULTI_ROUGE),
+    "e2e_nlg": DatasetSpec("gem/e2e_nlg:1.1.0", _dev_from_train(),
+                           ("meaning_representation", "target"), _e2e_nlg, **_MULTI_ROUGE),
+    "dart": DatasetSpec("gem/dart:1.1.0", _dev_from_train(),
+                        ("tripleset", "tripleset_newline", "target"), _dart, **_MULTI_ROUGE),
     # --- reading comprehension --------------------------------------------------
     "squad_v1": DatasetSpec("squad/v1.1:3.0.0", _dev_from_train(),
                             ("title", "context", "question", "answer"), _squad_v1, **_SQUAD),
@@ -532,7 +557,7 @@ DATASETS: dict[str, DatasetSpec] = {
         _classify(_NO_YES, sentence1="sentence1", sentence2="sentence2"), options=_NO_YES),
     "stsb": DatasetSpec(
         "glue/stsb:2.0.0", _dev_from_train(dev=100, capped=False),
-        ("sentence1", "sentence2", "answer"), _stsb,
+        ("sentence1", "sentence2", "answer_str", "answer"), _stsb,
         options=_STSB, postprocess_fn=t5_post.string_to_float,
         metric_fns=(t5_metrics.pearson_corrcoef, t5_metrics.spearman_corrcoef)),
     # --- sentiment -------------------------------------------------------------------
@@ -545,8 +570,8 @@ DATASETS: dict[str, DatasetSpec] = {
     "yelp_polarity_reviews": DatasetSpec("yelp_polarity_reviews:0.2.0",
                                          _dev_from_train(test="test"),
                                          ("text", "answer"), _yelp, options=_POLARITY),
-    "sst2": DatasetSpec("glue/sst2:2.0.0", _dev_from_train(), ("text", "answer"),
-                        _classify(_POLARITY, text="sentence"), options=_POLARITY),
+    "sst2": DatasetSpec("glue/sst2:2.0.0", _dev_from_train(), ("sentence", "answer"),
+                        _classify(_POLARITY, sentence="sentence"), options=_POLARITY),
     # --- text formatting ---------------------------------------------------------------
     "true_case": DatasetSpec("para_crawl/enda:1.2.0", _paracrawl_slices(0), ("lower", "answer"),
                              _true_case, keep=lambda ex: tf.not_equal(
@@ -559,9 +584,9 @@ DATASETS: dict[str, DatasetSpec] = {
                                 ("no_space", "answer"), _word_segment, **_EDIT),
     # --- commonsense ---------------------------------------------------------------------
     "copa": DatasetSpec("super_glue/copa:1.0.2", _dev_from_train(dev=50, capped=False),
-                        ("premise", "question", "connective", "answer"), _copa, options=()),
+                        ("premise", "question", "answer"), _copa, options=()),
     "hellaswag": DatasetSpec("hellaswag:1.1.0", _dev_from_train(),
-                             ("context", "activity", "answer"), _hellaswag, options=(),
+                             ("context", "activity_label", "answer"), _hellaswag, options=(),
                              keep=_label_in("endings")),
     "story_cloze": DatasetSpec(
         "story_cloze/2016:1.0.0",
@@ -589,6 +614,9 @@ DATASETS: dict[str, DatasetSpec] = {
     "winogrande": DatasetSpec(
         "winogrande:1.2.0", _dev_from_train(train="train_xl"),
         ("context", "answer"), _winogrande, options=()),
+    # WSC273 has a test split only (FLAN evaluates it, and no FLAN mixture holds it).
+    "wsc273": DatasetSpec("wsc273:1.0.0", {"test": "test"}, ("context", "answer"), _wsc273,
+                          options=()),
     "wsc": DatasetSpec(
         "super_glue/wsc:1.0.2", _dev_from_train(dev=50, capped=False),
         ("context", "text1", "text2", "answer"),
@@ -639,7 +667,8 @@ DATASETS: dict[str, DatasetSpec] = {
                         metric_fns=(t5_metrics.trivia_qa,)),
     "coqa": DatasetSpec(
         "coqa:1.0.0", _dev_from_train(test="test", dev=100, capped=False),
-        ("story", "questions", "answers"), _coqa, metric_fns=(t5_metrics.squad,)),
+        ("text", "numbered_questions", "numbered_answers"), _coqa,
+        metric_fns=(t5_metrics.squad,)),
     # --- word disambiguation, acceptability, question classification ------------------------
     "wic": DatasetSpec(
         "super_glue/wic:1.0.2", _dev_from_train(capped=False),
@@ -659,7 +688,8 @@ DATASETS: dict[str, DatasetSpec] = {
     # lists (it raises); each of our ReCoRD examples is one query, so squad over every
     # answer is what it sets out to compute (README, "Fidelity to FLAN").
     "record": DatasetSpec("super_glue/record:1.0.2", _dev_from_train(),
-                          ("passage", "query", "answer"), _record, options=(), **_SQUAD),
+                          ("passage", "query", "options_str", "answer"), _record, options=(),
+                          **_SQUAD),
     "cosmos_qa": DatasetSpec(
         "cosmos_qa:1.0.0", _dev_from_train(capped=False), ("context", "question", "answer"),
         _choices(choice_keys=("answer0", "answer1", "answer2", "answer3"),

@@ -1,875 +1,774 @@
-"""Instruction templates for the FLAN 2021 datasets, written for flan_jax.
+"""Instruction templates for the FLAN 2021 datasets, in FLAN's PATTERNS layout, our wording.
 
-FLAN's PATTERNS format (see flan_jax/templates.py): dataset -> ten (input,
-target) pairs with {field} placeholders naming the fields of
-tasks/flan/datasets.py, and {options_} for the answer choices of
-classification datasets. The last templates of a classification list are
-"turned around" (the answer is given, something else is asked for), so they
-offer no options.
+PATTERNS has the shape of FLAN's flan/templates.py (the 2021 release): the same template-group
+keys, one list per group, ten (input, target) pairs per list, and in every position the same
+fields as FLAN's template there. So the options-less templates (0 to 5 per list) and the
+"turned around" ones (0 to 4; they give the answer, or nothing, and ask for an input) sit
+where FLAN's do. The wording is ours; tests/test_flan_fidelity.py checks the structure against FLAN's
+code and how close each template comes to FLAN's own wording.
 
-Datasets with the same fields and the same kind of answer share one list
-(like FLAN's collapsed tasks: ANLI R1-R3, MNLI matched/mismatched, ARC,
-SQuAD v1/v2), and so do translation pairs and the binary sentiment sets.
-Datasets absent from PATTERNS (none at present) would be specified in
-datasets.py without registered tasks.
+Placeholders name the fields of tasks/flan/datasets.py (FLAN's field names); {options_}
+renders the answer choices of a classification example (flan_jax/templates.py), and
+ReCoRD's {options_str} is its choices as one prepared string, as in FLAN.
+
+Most keys are one dataset's name. A few groups serve several datasets (`SHARED_GROUPS`,
+FLAN's utils.t_name_to_flan_pattern_name): ANLI rounds, ARC, MNLI, ParaCrawl and the WMT'16
+pairs. A user's FLAN-shaped dict (these keys, FLAN's field names) drops in through
+registration.register_from_patterns.
 """
 from __future__ import annotations
 
-_NLI3 = [
-    ("Premise: {premise}\nHypothesis: {hypothesis}\n\nDoes the premise entail the hypothesis?"
-     "\n\n{options_}", "{answer}"),
-    ("{premise}\n\nBased on the text above, is it true that \"{hypothesis}\"?\n\n{options_}",
-     "{answer}"),
-    ("Read the following and decide whether the last sentence follows from the first.\n\n"
-     "{premise}\n{hypothesis}\n\n{options_}", "{answer}"),
-    ("If \"{premise}\", can we say that \"{hypothesis}\"?\n\n{options_}", "{answer}"),
-    ("Statement one: {premise}\nStatement two: {hypothesis}\nIf statement one holds, does "
-     "statement two hold too?\n{options_}", "{answer}"),
-    ("Given that {premise} Would you agree that {hypothesis}\n\n{options_}", "{answer}"),
-    ("Here is a claim: \"{hypothesis}\"\nAnd here is some evidence: \"{premise}\"\nDoes the "
-     "evidence support the claim?\n\n{options_}", "{answer}"),
-    ("Decide if the hypothesis is entailed.\nText: {premise}\nHypothesis: {hypothesis}\n"
-     "{options_}\nAnswer:", "{answer}"),
-    ("Write a sentence that the following text supports or rules out, with the verdict "
-     "\"{answer}\".\n\n{premise}", "{hypothesis}"),
-    ("Hypothesis: {hypothesis}\nThe answer to whether the hypothesis follows is \"{answer}\". "
-     "Write a premise that fits.", "{premise}"),
-]
+# Group key -> the datasets that share its templates; every other dataset is its own key.
+SHARED_GROUPS: dict[str, tuple[str, ...]] = {
+    "anli": ("anli_r1", "anli_r2", "anli_r3"),
+    "arc": ("arc_challenge", "arc_easy"),
+    "mnli": ("mnli_matched", "mnli_mismatched"),
+    "para_crawl": ("para_crawl_enes",),
+    "wmt16_translate": tuple(f"wmt16_translate_{code}en"
+                             for code in ("cs", "de", "fi", "ro", "ru", "tr")),
+}
 
-_ANLI = [
-    ("{context}\n\nFrom the paragraph above, can we infer that \"{hypothesis}\"?\n\n{options_}",
-     "{answer}"),
-    ("Paragraph: {context}\n\nClaim: {hypothesis}\n\nIs the claim supported by the paragraph?"
-     "\n{options_}", "{answer}"),
-    ("Read this text and answer the question below.\n\n{context}\n\nDoes it follow that "
-     "{hypothesis}?\n\n{options_}", "{answer}"),
-    ("{context}\nGiven only this, is \"{hypothesis}\" true?\n{options_}", "{answer}"),
-    ("Context: {context}\nHypothesis: {hypothesis}\nChoose the relation between them.\n"
-     "{options_}", "{answer}"),
-    ("Consider the passage: {context}\n\nIs the next statement true? {hypothesis}\n\n{options_}",
-     "{answer}"),
-    ("Does the text below entail the sentence \"{hypothesis}\"?\n\n{context}\n\n{options_}",
-     "{answer}"),
-    ("{context}\n\nQuestion: {hypothesis} True or not?\n{options_}", "{answer}"),
-    ("{context}\n\nWrite one sentence about the paragraph above for which the question "
-     "\"does it follow?\" has the answer \"{answer}\".", "{hypothesis}"),
-    ("Write a short paragraph. Someone should be able to judge the statement \"{hypothesis}\" "
-     "against it and answer \"{answer}\".", "{context}"),
-]
 
-_RTE = [
-    ("{premise}\n\nQuestion with options: does this mean that \"{hypothesis}\"?\n\n{options_}",
-     "{answer}"),
-    ("Text: {premise}\nCan we conclude the following? {hypothesis}\n{options_}", "{answer}"),
-    ("{premise}\nIs the sentence \"{hypothesis}\" true, given the passage?\n\n{options_}",
-     "{answer}"),
-    ("Passage: {premise}\n\nDoes the passage imply that {hypothesis}\n\n{options_}",
-     "{answer}"),
-    ("Determine whether the hypothesis is entailed by the text.\n\nText: {premise}\n"
-     "Hypothesis: {hypothesis}\n\n{options_}", "{answer}"),
-    ("{premise}\n\nBased on that, is it right to say \"{hypothesis}\"?\n{options_}",
-     "{answer}"),
-    ("I read this: \"{premise}\" Does it tell me that \"{hypothesis}\"?\n\n{options_}",
-     "{answer}"),
-    ("Sentence A: {premise}\nSentence B: {hypothesis}\nDoes A entail B?\n{options_}",
-     "{answer}"),
-    ("{premise}\n\nWrite a sentence that this text entails, or one it does not if the answer "
-     "should be \"no\". Answer: {answer}", "{hypothesis}"),
-    ("Write a short news-like passage from which \"{hypothesis}\" can be judged; the judgement "
-     "should be \"{answer}\".", "{premise}"),
-]
+def pattern_name(dataset: str) -> str:
+    """The PATTERNS key whose templates `dataset` uses."""
+    for key, members in SHARED_GROUPS.items():
+        if dataset in members:
+            return key
+    return dataset
 
-_CB = [
-    ("{premise}\n\nGiven this, is it true that \"{hypothesis}\"?\n\n{options_}", "{answer}"),
-    ("Dialogue or text: {premise}\nHypothesis: {hypothesis}\nDoes the text entail the "
-     "hypothesis?\n{options_}", "{answer}"),
-    ("Read: {premise}\n\nCan we infer: {hypothesis}?\n\n{options_}", "{answer}"),
-    ("{premise}\nFrom what was said, does it follow that {hypothesis}\n{options_}", "{answer}"),
-    ("Here is a passage.\n{premise}\nJudge the statement \"{hypothesis}\" against it.\n\n"
-     "{options_}", "{answer}"),
-    ("Premise: {premise}\n\nHypothesis: {hypothesis}\n\nIs the hypothesis supported?\n"
-     "{options_}", "{answer}"),
-    ("Suppose {premise} Is \"{hypothesis}\" then true?\n{options_}", "{answer}"),
-    ("{premise}\n\nQuestion: {hypothesis}?\n{options_}", "{answer}"),
-    ("{premise}\n\nWrite a statement about this text whose truth is \"{answer}\".",
-     "{hypothesis}"),
-    ("Make up a short conversation after which \"{hypothesis}\" is judged \"{answer}\".",
-     "{premise}"),
-]
 
-_SQUAD = [
-    ("Read this and answer the question.\n\n{context}\n\n{question}", "{answer}"),
-    ("{context}\n\nQ: {question}", "{answer}"),
-    ("Passage about {title}: {context}\n\nAnswer the question using the passage: {question}",
-     "{answer}"),
-    ("Context: {context}\n\nQuestion: {question}\n\nAnswer:", "{answer}"),
-    ("{question}\n\nFind the answer in this text: {context}", "{answer}"),
-    ("The following is about {title}.\n\n{context}\n\nWhat is the answer to this question: "
-     "{question}", "{answer}"),
-    ("Answer the question about {title} from the article.\n\nArticle: {context}\n\n"
-     "{question}", "{answer}"),
-    ("{context}\n\nBased on the article, {question}", "{answer}"),
-    ("{context}\n\nWrite a question about this passage whose answer is \"{answer}\".",
-     "{question}"),
-    ("Here is an answer: {answer}\nAnd the text it came from: {context}\nWhat was the "
-     "question?", "{question}"),
-]
-
-_BOOL_Q = [
-    ("{text}\n\nIs the answer to this question yes or no? {question}\n\n{options_}",
-     "{answer}"),
-    ("Article: {title}\n\n{text}\n\nQuestion: {question}?\n{options_}", "{answer}"),
-    ("Read the passage and answer the question.\n\n{text}\n\n{question}?\n\n{options_}",
-     "{answer}"),
-    ("{text}\n\nBased on this, {question}?\n\n{options_}", "{answer}"),
-    ("Passage ({title}): {text}\nQ: {question}?\n{options_}\nA:", "{answer}"),
-    ("{question}?\n\nUse this text to decide: {text}\n\n{options_}", "{answer}"),
-    ("Here is some information about {title}.\n{text}\n\nTrue or false, {question}?\n"
-     "{options_}", "{answer}"),
-    ("Yes/no question: {question}\nContext: {text}\n{options_}", "{answer}"),
-    ("{text}\n\nAsk a yes-or-no question about this passage whose answer is {answer}.",
-     "{question}"),
-    ("Write a paragraph about {title} that answers the question \"{question}?\" with "
-     "\"{answer}\".", "{text}"),
-]
-
-_TRANSLATION = [
-    ("{sent1}\n\nTranslate to {lang2}", "{sent2}"),
-    ("Translate the following sentence from {lang1} into {lang2}.\n\n{sent1}", "{sent2}"),
-    ("How would you say this in {lang2}?\n{sent1}", "{sent2}"),
-    ("{lang1}: {sent1}\n{lang2}:", "{sent2}"),
-    ("Please render this in {lang2}: \"{sent1}\"", "{sent2}"),
-    ("{sent2}\n\nTranslate to {lang1}", "{sent1}"),
-    ("What does this {lang2} text mean in {lang1}?\n\n{sent2}", "{sent1}"),
-    ("Give the {lang1} translation of: {sent2}", "{sent1}"),
-    ("{lang2} sentence: {sent2}\n{lang1} sentence:", "{sent1}"),
-    ("Translate \"{sent1}\" into {lang2}.", "{sent2}"),
-]
-
-_COMMON_GEN = [
-    ("Concepts: {concepts}\n\nWrite a sentence that uses all of these concepts.", "{target}"),
-    ("Make a sentence containing these words: {concepts}", "{target}"),
-    ("Write one everyday sentence about {concepts}.", "{target}"),
-    ("Here are some keywords: {concepts}. Describe a scene that involves them all.",
-     "{target}"),
-    ("Use the following words in a single sentence.\n\n{concepts}", "{target}"),
-    ("Keywords: {concepts}\nSentence:", "{target}"),
-    ("Combine these concepts into a natural sentence: {concepts}", "{target}"),
-    ("Generate a sentence that mentions each of {concepts}.", "{target}"),
-    ("{target}\n\nWhich key concepts does this sentence contain?", "{concepts}"),
-    ("List the main words of this sentence, separated by commas: {target}", "{concepts}"),
-]
-
-_STORY_CLOZE = [
-    ("{context}\n\nWhat is the best ending for this story?\n{options_}", "{answer}"),
-    ("Finish the story.\n\n{context}\n\n{options_}", "{answer}"),
-    ("Story so far: {context}\nWhich sentence comes next?\n\n{options_}", "{answer}"),
-    ("{context}\nHow does the story most likely end?\n{options_}", "{answer}"),
-    ("Choose the sentence that completes this four-sentence story sensibly.\n\n{context}\n\n"
-     "{options_}", "{answer}"),
-    ("Read the beginning of a story: {context}\n\nPick an ending.\n{options_}", "{answer}"),
-    ("{context}\n\nWhat happened next?\n{options_}", "{answer}"),
-    ("Complete the story below with one of the options.\n{context}\n{options_}", "{answer}"),
-    ("Write the first four sentences of a story that ends with: {answer}", "{context}"),
-    ("The last line of a short story is \"{answer}\" Write what comes before it.",
-     "{context}"),
-]
-
-_COPA = [
-    ("{premise} What was the {question}?\n\n{options_}", "{answer}"),
-    ("Premise: {premise}\nWhat is the more plausible {question}?\n{options_}", "{answer}"),
-    ("{premise} This happened {connective}...\n\n{options_}", "{answer}"),
-    ("Pick the more likely {question} of the following event.\n\nEvent: {premise}\n\n"
-     "{options_}", "{answer}"),
-    ("Here is a situation: {premise}\nWhich option is its {question}?\n{options_}",
-     "{answer}"),
-    ("{premise}\n\nChoose the best {question}:\n{options_}", "{answer}"),
-    ("Complete the sentence: {premise} ... {connective}\n{options_}", "{answer}"),
-    ("Event: \"{premise}\" Question: {question}?\n\n{options_}", "{answer}"),
-    ("{answer}\n\nWrite a sentence describing an event for which this is the {question}.",
-     "{premise}"),
-    ("Describe something that happened, {connective} this: {answer}", "{premise}"),
-]
-
-_SUMMARY = [
-    ("Summarize this article in one sentence.\n\n{text}", "{summary}"),
-    ("{text}\n\nWhat is a short summary of the text above?", "{summary}"),
-    ("Article: {text}\n\nSummary:", "{summary}"),
-    ("Write a brief summary of the following.\n{text}", "{summary}"),
-    ("{text}\n\nTL;DR:", "{summary}"),
-    ("Condense this news story into a sentence or two:\n\n{text}", "{summary}"),
-    ("Give the gist of this article.\n\n{text}", "{summary}"),
-    ("{text}\nSum up the main point.", "{summary}"),
-    ("Write a news article that this summary could describe.\n\n{summary}", "{text}"),
-    ("Summary: {summary}\n\nExpand this into a full article.", "{text}"),
-]
-
-_ARC = [
-    ("{question}\n\n{options_}", "{answer}"),
-    ("Answer this science question.\n\n{question}\n{options_}", "{answer}"),
-    ("Question: {question}\n\nChoose the correct answer.\n{options_}", "{answer}"),
-    ("{question}\nPick one of these:\n{options_}", "{answer}"),
-    ("Grade-school science quiz.\n{question}\n\n{options_}\nAnswer:", "{answer}"),
-    ("Which of the options answers the question \"{question}\"?\n\n{options_}", "{answer}"),
-    ("Test question: {question}\n{options_}", "{answer}"),
-    ("Select the best answer.\n\n{question}\n\n{options_}", "{answer}"),
-    ("Write a science question whose answer is \"{answer}\".", "{question}"),
-    ("The answer is {answer}. What multiple-choice science question might it answer?",
-     "{question}"),
-]
-
-_CLOSED_BOOK_QA = [
-    ("{question}", "{answer}"),
-    ("Answer this question.\n\n{question}", "{answer}"),
-    ("Q: {question}\nA:", "{answer}"),
-    ("Trivia question: {question}", "{answer}"),
-    ("Please answer from what you know: {question}", "{answer}"),
-    ("What is the answer to this question? {question}", "{answer}"),
-    ("Question: {question}\nAnswer:", "{answer}"),
-    ("Give a short answer. {question}", "{answer}"),
-    ("Write a trivia question whose answer is {answer}.", "{question}"),
-    ("Answer: {answer}\nWhat might the question have been?", "{question}"),
-]
-
-_PARAPHRASE = [
-    ("Sentence 1: {sentence1}\nSentence 2: {sentence2}\n\nDo these sentences mean the same "
-     "thing?\n{options_}", "{answer}"),
-    ("\"{sentence1}\" and \"{sentence2}\"\n\nAre these two sentences paraphrases of each "
-     "other?\n\n{options_}", "{answer}"),
-    ("{sentence1}\n{sentence2}\n\nDo the two sentences say the same thing?\n{options_}",
-     "{answer}"),
-    ("Is the second sentence a rewording of the first?\n\nFirst: {sentence1}\nSecond: "
-     "{sentence2}\n\n{options_}", "{answer}"),
-    ("Compare: {sentence1} / {sentence2}\nSame meaning?\n{options_}", "{answer}"),
-    ("Here are two sentences.\n{sentence1}\n{sentence2}\nAre they equivalent?\n{options_}",
-     "{answer}"),
-    ("Does \"{sentence2}\" express the same idea as \"{sentence1}\"?\n{options_}", "{answer}"),
-    ("Determine whether the two sentences are semantically equivalent.\n1. {sentence1}\n2. "
-     "{sentence2}\n{options_}", "{answer}"),
-    ("{sentence1}\n\nWrite a sentence that is a paraphrase of the sentence above if the answer "
-     "is \"yes\", and a close but different one if it is \"no\". Answer: {answer}",
-     "{sentence2}"),
-    ("Rephrase or alter this sentence (paraphrase: {answer}).\n\n{sentence2}", "{sentence1}"),
-]
-
-_SENTIMENT = [
-    ("{text}\n\nWhat is the sentiment of this text?\n{options_}", "{answer}"),
-    ("Is the following review positive or negative?\n\n{text}\n\n{options_}", "{answer}"),
-    ("Review: {text}\nHow does the writer feel?\n{options_}", "{answer}"),
-    ("{text}\nDid the author like it?\n\n{options_}", "{answer}"),
-    ("Classify the sentiment.\n\nText: {text}\n\n{options_}", "{answer}"),
-    ("Here is what someone wrote: \"{text}\"\nIs the tone positive or negative?\n{options_}",
-     "{answer}"),
-    ("Determine the attitude expressed in this text.\n{text}\n{options_}", "{answer}"),
-    ("{text}\n\nOverall, this is\n{options_}", "{answer}"),
-    ("Write a {answer} review.", "{text}"),
-    ("Generate a short text with {answer} sentiment.", "{text}"),
-]
-
-_FIX_PUNCT = [
-    ("Add punctuation to this text: {no_punct}", "{answer}"),
-    ("{no_punct}\n\nPunctuate the sentence above.", "{answer}"),
-    ("The following is missing its punctuation. Restore it.\n\n{no_punct}", "{answer}"),
-    ("Rewrite with correct punctuation: {no_punct}", "{answer}"),
-    ("Insert commas, periods and other punctuation where they belong.\n{no_punct}",
-     "{answer}"),
-    ("Text without punctuation: {no_punct}\nPunctuated text:", "{answer}"),
-    ("Fix the punctuation of this sentence.\n\n{no_punct}", "{answer}"),
-    ("Please punctuate: {no_punct}", "{answer}"),
-    ("Remove every punctuation mark from this text.\n\n{answer}", "{no_punct}"),
-    ("{answer}\n\nWrite the sentence above without any punctuation.", "{no_punct}"),
-]
-
-_WINOGRANDE = [
-    ("How does this sentence end?\n\n{context}\n\n{options_}", "{answer}"),
-    ("Complete the sentence: {context}\n{options_}", "{answer}"),
-    ("{context}\n\nWhich continuation makes sense?\n{options_}", "{answer}"),
-    ("Choose the right ending.\n{context}...\n\n{options_}", "{answer}"),
-    ("Fill in the rest of the sentence so that it is logical.\n\n{context}\n{options_}",
-     "{answer}"),
-    ("{context}\nWhat comes next?\n\n{options_}", "{answer}"),
-    ("Sentence start: {context}\nPick the sensible completion.\n{options_}", "{answer}"),
-    ("Which option correctly finishes this sentence? {context}\n\n{options_}", "{answer}"),
-    ("Write the beginning of a sentence that could be completed by \"{answer}\".",
-     "{context}"),
-    ("The end of a sentence is \"{answer}\". Write its first part.", "{context}"),
-]
-
-_MATH = [
-    ("{question}", "{answer}"),
-    ("Solve this problem.\n\n{question}", "{answer}"),
-    ("Math problem: {question}\nAnswer:", "{answer}"),
-    ("{question}\nWhat is the solution?", "{answer}"),
-    ("Work out the answer: {question}", "{answer}"),
-    ("Find the value asked for. {question}", "{answer}"),
-    ("Problem: {question}\n\nSolution:", "{answer}"),
-    ("Answer the following algebra question.\n{question}", "{answer}"),
-    ("Write a linear equation problem whose solution is {answer}.", "{question}"),
-    ("The answer is {answer}. Make up an algebra problem with that answer.", "{question}"),
-]
-
-_QUAC = [
-    ("{background}\n\n{context}\n\nQuestion about {title}: {question}", "{answer}"),
-    ("Background: {background}\nSection: {context}\n\nAnswer using a span from the section: "
-     "{question}", "{answer}"),
-    ("Topic: {title}\n\n{context}\n\nQ: {question}\nA:", "{answer}"),
-    ("Read the text about {title} and answer.\n\n{context}\n\n{question}", "{answer}"),
-    ("{context}\n\n{question}\n\nQuote the text in your answer.", "{answer}"),
-    ("Context on {title}: {background}\n\n{context}\n\nWhat is the answer to \"{question}\"?",
-     "{answer}"),
-    ("{question}\n\nFind it in this passage: {context}", "{answer}"),
-    ("A conversation about {title}. Text: {context}\nUser asks: {question}\nReply:",
-     "{answer}"),
-    ("{context}\n\nAsk a question about {title} that this text answers with: {answer}",
-     "{question}"),
-    ("Answer: {answer}\n\nGiven the passage below, what was asked?\n\n{context}",
-     "{question}"),
-]
-
-_WIC = [
-    ("{sentence1}\n{sentence2}\n\nDoes the word \"{word}\" mean the same thing in these two "
-     "sentences?\n{options_}", "{answer}"),
-    ("Here is a word: {word}\nFirst use: {sentence1}\nSecond use: {sentence2}\n\nDoes it have "
-     "the same meaning in both?\n{options_}", "{answer}"),
-    ("Compare the meaning of \"{word}\" in \"{sentence1}\" and in \"{sentence2}\".\n\n"
-     "{options_}", "{answer}"),
-    ("Sentence A: {sentence1}\nSentence B: {sentence2}\nIs \"{word}\" used in the same sense?"
-     "\n{options_}", "{answer}"),
-    ("Word sense question for \"{word}\".\n1. {sentence1}\n2. {sentence2}\n{options_}",
-     "{answer}"),
-    ("{sentence1}\n\nIn the sentence above and in \"{sentence2}\", does {word} mean the same?"
-     "\n\n{options_}", "{answer}"),
-    ("Decide whether the two sentences use {word} with one meaning or two.\n{sentence1}\n"
-     "{sentence2}\n{options_}", "{answer}"),
-    ("Meaning of \"{word}\": \"{sentence1}\" versus \"{sentence2}\"\n{options_}", "{answer}"),
-    ("Write two sentences that use the word \"{word}\" with {answer}.\nFirst sentence: "
-     "{sentence1}\nSecond sentence:", "{sentence2}"),
-    ("The word \"{word}\" has {answer} in a pair of sentences. The second one is: "
-     "{sentence2}\nWrite the first.", "{sentence1}"),
-]
-
-_COLA = [
-    ("Sentence: \"{sentence}\"\nIs this sentence grammatically acceptable?\n{options_}",
-     "{answer}"),
-    ("{sentence}\n\nHow would a linguist rate this sentence?\n{options_}", "{answer}"),
-    ("Judge the grammaticality of the following.\n\n{sentence}\n\n{options_}", "{answer}"),
-    ("Is \"{sentence}\" a well-formed English sentence?\n{options_}", "{answer}"),
-    ("Check this sentence: {sentence}\n\n{options_}", "{answer}"),
-    ("{sentence}\nWould a native speaker accept this sentence?\n{options_}", "{answer}"),
-    ("Grammar test.\n{sentence}\n{options_}\nVerdict:", "{answer}"),
-    ("Rate the sentence below for acceptability.\n\n\"{sentence}\"\n{options_}", "{answer}"),
-    ("Write a sentence that a linguist would judge {answer}.", "{sentence}"),
-    ("Produce an {answer} English sentence.", "{sentence}"),
-]
-
-_TREC = [
-    ("What type of thing is this question asking for?\n\n{text}\n\n{options_}", "{answer}"),
-    ("{text}\n\nWhat kind of answer would this question have?\n{options_}", "{answer}"),
-    ("Classify the question by its expected answer.\nQuestion: {text}\n{options_}",
-     "{answer}"),
-    ("Question: {text}\nIs the answer a description, an entity, an abbreviation, a person, a "
-     "number or a place?\n{options_}", "{answer}"),
-    ("{text}\nWhich category does the answer fall into?\n\n{options_}", "{answer}"),
-    ("Determine the answer type of: {text}\n{options_}", "{answer}"),
-    ("Here is a question: \"{text}\" Pick its answer category.\n{options_}", "{answer}"),
-    ("{text}\n\nAnswer type:\n{options_}", "{answer}"),
-    ("Write a question whose answer would be of the type \"{answer}\".", "{text}"),
-    ("Ask something that needs a {answer} as an answer.", "{text}"),
-]
-
-_COSMOS_QA = [
-    ("{context}\n\nQuestion: {question}\n{options_}", "{answer}"),
-    ("Read the text and answer the question.\n\n{context}\n\n{question}\n\n{options_}",
-     "{answer}"),
-    ("{context}\n\nAnswer this using common sense: {question}\n{options_}", "{answer}"),
-    ("Story: {context}\nQ: {question}\n{options_}\nA:", "{answer}"),
-    ("{question}\n\nThink about this passage first.\n{context}\n\n{options_}", "{answer}"),
-    ("Based on the passage, {question}\n\n{context}\n\n{options_}", "{answer}"),
-    ("Context: {context}\nChoose the best answer to \"{question}\"\n{options_}", "{answer}"),
-    ("{context}\nWhich option best answers: {question}\n{options_}", "{answer}"),
-    ("{context}\n\nWrite a question about this text that is answered by \"{answer}\".",
-     "{question}"),
-    ("Given the answer \"{answer}\" and the passage below, what was the question?\n\n"
-     "{context}", "{question}"),
-]
-
-_GIGAWORD = [
-    ("Write a headline for this sentence.\n\n{text}", "{summary}"),
-    ("{text}\n\nGive this a short title.", "{summary}"),
-    ("Sentence: {text}\nHeadline:", "{summary}"),
-    ("Shorten this news sentence into a headline: {text}", "{summary}"),
-    ("What would a newspaper headline for the following be?\n{text}", "{summary}"),
-    ("{text}\nSummarize in a few words.", "{summary}"),
-    ("Compress the sentence below to its key point.\n\n{text}", "{summary}"),
-    ("Turn this into a headline: \"{text}\"", "{summary}"),
-    ("Headline: {summary}\n\nWrite the opening sentence of the story.", "{text}"),
-    ("Write one news sentence that fits the headline \"{summary}\".", "{text}"),
-]
-
-_AESLC = [
-    ("Write a subject line for this email.\n\n{body}", "{subject}"),
-    ("{body}\n\nWhat is a good subject for the email above?", "{subject}"),
-    ("Email: {body}\nSubject:", "{subject}"),
-    ("Give this message a short subject line: {body}", "{subject}"),
-    ("Suggest an email subject.\n\n{body}", "{subject}"),
-    ("{body}\n\nSubject line:", "{subject}"),
-    ("Here is the body of an email. Title it.\n{body}", "{subject}"),
-    ("What should the subject of this email be? {body}", "{subject}"),
-    ("Write an email with the subject \"{subject}\".", "{body}"),
-    ("Subject: {subject}\n\nWrite the email body.", "{body}"),
-]
-
-_SAMSUM = [
-    ("Summarize this conversation.\n\n{dialogue}", "{summary}"),
-    ("{dialogue}\n\nWhat were they talking about? Answer in a sentence or two.", "{summary}"),
-    ("Dialogue:\n{dialogue}\n\nSummary:", "{summary}"),
-    ("Write a brief summary of the chat below.\n{dialogue}", "{summary}"),
-    ("{dialogue}\n\nBriefly, what happened in this conversation?", "{summary}"),
-    ("Read the messages and sum them up.\n\n{dialogue}", "{summary}"),
-    ("Chat log:\n{dialogue}\nGive the gist.", "{summary}"),
-    ("{dialogue}\nTL;DR:", "{summary}"),
-    ("Write a chat conversation that this summary describes.\n\n{summary}", "{dialogue}"),
-    ("Summary: {summary}\nWrite the messages that led to it.", "{dialogue}"),
-]
-
-_AG_NEWS = [
-    ("{title}\n\n{text}\n\nWhich topic is this article about?\n{options_}", "{answer}"),
-    ("What section of a newspaper does this belong in?\n\n{title}: {text}\n\n{options_}",
-     "{answer}"),
-    ("Headline: {title}\nStory: {text}\nTopic?\n{options_}", "{answer}"),
-    ("Classify the news story by topic.\n\n{text}\n\n{options_}", "{answer}"),
-    ("{text}\nIs this about world news, sports, business or science and technology?\n"
-     "{options_}", "{answer}"),
-    ("Pick the category of this article: \"{title}\" {text}\n\n{options_}", "{answer}"),
-    ("News: {title}. {text}\n\nCategory:\n{options_}", "{answer}"),
-    ("Read the following and say what it is mainly about.\n{title}\n{text}\n{options_}",
-     "{answer}"),
-    ("Write a short {answer} news story.", "{text}"),
-    ("Write a headline for a {answer} article.", "{title}"),
-]
-
-_STRUCTURED = [
-    ("Write a sentence expressing these facts.\n\n{triples}", "{target}"),
-    ("Data: {triples}\n\nDescribe this data in English.", "{target}"),
-    ("Turn the following triples into a sentence: {triples}", "{target}"),
-    ("{triples}\n\nWhat sentence states all of the above?", "{target}"),
-    ("Facts: {triples}\nSentence:", "{target}"),
-    ("Generate a fluent description of this information.\n{triples}", "{target}"),
-    ("Verbalize: {triples}", "{target}"),
-    ("Express the relations below as natural text.\n\n{triples}", "{target}"),
-    ("{target}\n\nExtract the facts from this sentence as subject, relation, object triples.",
-     "{triples}"),
-    ("What structured data does this sentence contain?\n{target}", "{triples}"),
-]
-
-_E2E = [
-    ("Write a sentence about a restaurant using all of this information.\n\n{meaning}",
-     "{target}"),
-    ("Restaurant data: {meaning}\n\nDescribe it in a sentence.", "{target}"),
-    ("{meaning}\n\nWrite a short review-like sentence from these attributes.", "{target}"),
-    ("Attributes: {meaning}\nDescription:", "{target}"),
-    ("Turn this restaurant record into natural language: {meaning}", "{target}"),
-    ("Describe the place given the following facts.\n{meaning}", "{target}"),
-    ("Generate a sentence that mentions each attribute: {meaning}", "{target}"),
-    ("{meaning}\nWhat could a guidebook say about this place?", "{target}"),
-    ("{target}\n\nList the restaurant attributes this sentence mentions.", "{meaning}"),
-    ("Extract the structured data from this description: {target}", "{meaning}"),
-]
-
-_QQP = [
-    ("{question1}\n{question2}\n\nAre these two questions asking the same thing?\n{options_}",
-     "{answer}"),
-    ("Question A: {question1}\nQuestion B: {question2}\nWould one answer serve both?\n"
-     "{options_}", "{answer}"),
-    ("Do \"{question1}\" and \"{question2}\" have the same meaning?\n\n{options_}", "{answer}"),
-    ("Is the second question a duplicate of the first?\n\n1. {question1}\n2. {question2}\n\n"
-     "{options_}", "{answer}"),
-    ("Someone asked \"{question1}\" Another person asked \"{question2}\" Same question?\n"
-     "{options_}", "{answer}"),
-    ("Decide if these are duplicate questions.\n{question1}\n{question2}\n{options_}",
-     "{answer}"),
-    ("{question1}\n\nIs this the same question as: {question2}\n{options_}", "{answer}"),
-    ("Forum questions: [{question1}] [{question2}]. Merge them?\n{options_}", "{answer}"),
-    ("{question1}\n\nWrite another question that is a duplicate of this one if the answer is "
-     "yes, otherwise a related but different one. Answer: {answer}", "{question2}"),
-    ("Write a question. Its relation to \"{question2}\" as a duplicate should be: {answer}",
-     "{question1}"),
-]
-
-_STSB_PATTERNS = [
-    ("{sentence1}\n{sentence2}\n\nRate how similar these sentences are from 0 (unrelated) to 5 "
-     "(same meaning).\n{options_}", "{answer}"),
-    ("Sentence 1: {sentence1}\nSentence 2: {sentence2}\nSimilarity score (0-5)?\n{options_}",
-     "{answer}"),
-    ("How close in meaning are \"{sentence1}\" and \"{sentence2}\"? Give a score out of 5.\n"
-     "{options_}", "{answer}"),
-    ("On a scale of 0 to 5, how much do these two sentences mean the same thing?\n\n"
-     "{sentence1}\n{sentence2}\n\n{options_}", "{answer}"),
-    ("Score the semantic similarity.\nA: {sentence1}\nB: {sentence2}\n{options_}",
-     "{answer}"),
-    ("{sentence1}\n\nCompared with \"{sentence2}\", how similar is it (0-5)?\n{options_}",
-     "{answer}"),
-    ("Give a similarity rating from 0 to 5.\n{sentence1}\n{sentence2}\n{options_}",
-     "{answer}"),
-    ("Two sentences: \"{sentence1}\" / \"{sentence2}\". Similarity (0 = none, 5 = identical):\n"
-     "{options_}", "{answer}"),
-    ("{sentence1}\n\nWrite a sentence whose similarity to the one above is {answer} out of 5.",
-     "{sentence2}"),
-    ("Write a sentence with a similarity of {answer} (out of 5) to: {sentence2}",
-     "{sentence1}"),
-]
-
-_QNLI = [
-    ("Does the sentence \"{sentence}\" answer the question \"{question}\"?\n{options_}",
-     "{answer}"),
-    ("Question: {question}\nSentence: {sentence}\nDoes the sentence contain the answer?\n"
-     "{options_}", "{answer}"),
-    ("{question}\n\nIs the answer to the question above found in: {sentence}\n\n{options_}",
-     "{answer}"),
-    ("Can this question be answered from the sentence below?\n\n{question}\n{sentence}\n\n"
-     "{options_}", "{answer}"),
-    ("Sentence: {sentence}\n\nDoes it tell us: {question}\n{options_}", "{answer}"),
-    ("Check whether the sentence answers the question.\nQ: {question}\nS: {sentence}\n"
-     "{options_}", "{answer}"),
-    ("{sentence}\nWould this be a good answer to \"{question}\"?\n{options_}", "{answer}"),
-    ("Is \"{question}\" answered by \"{sentence}\"?\n\n{options_}", "{answer}"),
-    ("{sentence}\n\nWrite a question that this sentence answers (or, if the answer is \"no\", "
-     "one it does not). Answer: {answer}", "{question}"),
-    ("Question: {question}\nWrite a sentence that answers it: {answer}.", "{sentence}"),
-]
-
-_WNLI = [
-    ("{sentence1}\n\nDoes it follow that \"{sentence2}\"?\n{options_}", "{answer}"),
-    ("Sentence 1: {sentence1}\nSentence 2: {sentence2}\nIs sentence 2 true given sentence 1?\n"
-     "{options_}", "{answer}"),
-    ("If \"{sentence1}\", then is \"{sentence2}\" correct?\n\n{options_}", "{answer}"),
-    ("Read: {sentence1}\nDoes this mean: {sentence2}\n{options_}", "{answer}"),
-    ("{sentence1}\nWho is meant here? Is it right that {sentence2}\n{options_}", "{answer}"),
-    ("Decide whether the second sentence is implied by the first.\n{sentence1}\n{sentence2}\n"
-     "{options_}", "{answer}"),
-    ("Premise: {sentence1}\nHypothesis: {sentence2}\n{options_}", "{answer}"),
-    ("\"{sentence1}\" Therefore, \"{sentence2}\" True?\n{options_}", "{answer}"),
-    ("{sentence1}\n\nRestate who did what in one sentence, correctly if the answer is yes: "
-     "{answer}", "{sentence2}"),
-    ("Write a sentence with a pronoun so that \"{sentence2}\" is a {answer} reading of it.",
-     "{sentence1}"),
-]
-
-_PIQA = [
-    ("Goal: {goal}\n\nWhich way is better to reach this goal?\n{options_}", "{answer}"),
-    ("How would you do this? {goal}\n\n{options_}", "{answer}"),
-    ("{goal}\nPick the most sensible method.\n{options_}", "{answer}"),
-    ("Here is a task: {goal}\nWhich solution works?\n\n{options_}", "{answer}"),
-    ("Choose the physically correct way to accomplish the following.\n\n{goal}\n\n{options_}",
-     "{answer}"),
-    ("To achieve \"{goal}\", what should you do?\n{options_}", "{answer}"),
-    ("Practical question: {goal}\n{options_}\nAnswer:", "{answer}"),
-    ("{goal}\n\nWhich of these makes more sense?\n{options_}", "{answer}"),
-    ("What goal does this achieve?\n\n{answer}", "{goal}"),
-    ("Write a goal someone could reach by doing the following: {answer}", "{goal}"),
-]
-
-_HELLASWAG = [
-    ("{context}\n\nWhat happens next?\n{options_}", "{answer}"),
-    ("Activity: {activity}\n{context}\n\nHow does this continue?\n{options_}", "{answer}"),
-    ("Complete the description.\n\n{context}\n\n{options_}", "{answer}"),
-    ("{context}\nChoose the most likely continuation.\n{options_}", "{answer}"),
-    ("This is about {activity}. {context}\n\nWhich ending fits?\n{options_}", "{answer}"),
-    ("Continue the text: {context}\n{options_}", "{answer}"),
-    ("Read the start of a how-to or video description and pick the next part.\n{context}\n\n"
-     "{options_}", "{answer}"),
-    ("{context} ...\n\nWhat comes next?\n{options_}", "{answer}"),
-    ("Write the beginning of a description of {activity} that leads to: {answer}",
-     "{context}"),
-    ("Here is the ending of a scene: {answer}\nWrite what came right before it.",
-     "{context}"),
-]
-
-_WSC = [
-    ("{context}\n\nIn the passage above, does \"{text2}\" refer to \"{text1}\"?\n{options_}",
-     "{answer}"),
-    ("Text: {context}\nDoes the pronoun \"{text2}\" stand for {text1}?\n{options_}",
-     "{answer}"),
-    ("{context}\nIs \"{text2}\" the same as \"{text1}\" here?\n\n{options_}", "{answer}"),
-    ("Coreference question. In \"{context}\", who or what is \"{text2}\"? Is it {text1}?\n"
-     "{options_}", "{answer}"),
-    ("Read the sentence and answer.\n\n{context}\n\nDoes {text2} mean {text1}?\n{options_}",
-     "{answer}"),
-    ("{context}\n\nHere, \"{text2}\" refers to \"{text1}\". True or false?\n{options_}",
-     "{answer}"),
-    ("Sentence: {context}\nPronoun: {text2}\nCandidate: {text1}\nMatch?\n{options_}",
-     "{answer}"),
-    ("Does \"{text2}\" point back to \"{text1}\" in the following?\n{context}\n{options_}",
-     "{answer}"),
-    ("Write a sentence in which the pronoun \"{text2}\" does ({answer}) refer to "
-     "\"{text1}\".", "{context}"),
-    ("{context}\n\nName the noun phrase that \"{text2}\" is being compared with (answer: "
-     "{answer}).", "{text1}"),
-]
-
-_DPR = [
-    ("{sentence}\n\nWho is \"{pronoun}\" in this sentence?\n{options_}", "{answer}"),
-    ("In the sentence \"{sentence}\", what does the pronoun \"{pronoun}\" refer to?\n"
-     "{options_}", "{answer}"),
-    ("Sentence: {sentence}\nPronoun: {pronoun}\nReferent?\n{options_}", "{answer}"),
-    ("{sentence}\nWhich candidate does \"{pronoun}\" stand for?\n\n{options_}", "{answer}"),
-    ("Resolve the pronoun \"{pronoun}\".\n\n{sentence}\n\n{options_}", "{answer}"),
-    ("Read: {sentence}\nHere, {pronoun} means\n{options_}", "{answer}"),
-    ("Who does \"{pronoun}\" point to? {sentence}\n{options_}", "{answer}"),
-    ("{sentence}\n\nIn this sentence, the word \"{pronoun}\" refers to:\n{options_}",
-     "{answer}"),
-    ("Write a sentence where the pronoun \"{pronoun}\" refers to {answer}.", "{sentence}"),
-    ("{sentence}\n\n{answer} is the referent of which pronoun in the sentence?",
-     "{pronoun}"),
-]
-
-_DROP = [
-    ("Read the passage and answer the question.\n\n{context}\n\n{question}", "{answer}"),
-    ("{context}\n\nQuestion: {question}\nAnswer (a number, date or short span):",
-     "{answer}"),
-    ("Passage: {context}\n\n{question}", "{answer}"),
-    ("{context}\nAnswer this question, doing any counting or arithmetic needed: {question}",
-     "{answer}"),
-    ("Use the text to work out the answer.\n{context}\n\nQ: {question}", "{answer}"),
-    ("{question}\n\nThe answer can be found or computed from this passage: {context}",
-     "{answer}"),
-    ("Text: {context}\nQuestion: {question}\nAnswer:", "{answer}"),
-    ("Based on the article, {question}\n\n{context}", "{answer}"),
-    ("{context}\n\nWrite a question about the passage whose answer is {answer}.",
-     "{question}"),
-    ("Answer: {answer}\n\nPassage: {context}\n\nWhich question could this answer?",
-     "{question}"),
-]
-
-_MULTIRC = [
-    ("{paragraph}\n\nQuestion: \"{question}\"\nResponse: \"{response}\"\nIs the response "
-     "correct?\n{options_}", "{answer}"),
-    ("Paragraph: {paragraph}\n\nQ: {question}\nProposed answer: {response}\nRight?\n{options_}",
-     "{answer}"),
-    ("{paragraph}\n\nAccording to the paragraph, is \"{response}\" a correct answer to "
-     "\"{question}\"?\n\n{options_}", "{answer}"),
-    ("Read the text, then judge the answer.\n\n{paragraph}\n\n{question}\nAnswer given: "
-     "{response}\n{options_}", "{answer}"),
-    ("{paragraph}\n\nDoes \"{response}\" answer \"{question}\" correctly?\n{options_}",
-     "{answer}"),
-    ("Text: {paragraph}\nQuestion: {question}\nCandidate answer: {response}\nIs the candidate "
-     "right?\n{options_}", "{answer}"),
-    ("Check this answer against the passage.\n{paragraph}\n\n{question} -> {response}\n"
-     "{options_}", "{answer}"),
-    ("{paragraph}\n\n{question}\n\nWould \"{response}\" be accurate?\n{options_}", "{answer}"),
-    ("{paragraph}\n\nWrite a question about the paragraph for which \"{response}\" is an "
-     "answer (correct: {answer}).", "{question}"),
-    ("{paragraph}\n\nQuestion: {question}\nWrite an answer whose correctness is: {answer}",
-     "{response}"),
-]
-
-_OPENBOOKQA = [
-    ("Fact: {fact}\nQuestion: {question}\n\n{options_}", "{answer}"),
-    ("{fact}\n\nUsing the fact above, answer: {question}\n{options_}", "{answer}"),
-    ("Given that {fact}, {question}\n\n{options_}", "{answer}"),
-    ("Science fact: {fact}\n\n{question}\nPick one.\n{options_}", "{answer}"),
-    ("Knowing \"{fact}\", which option completes this? {question}\n{options_}", "{answer}"),
-    ("{question}\n\nHint: {fact}\n\n{options_}", "{answer}"),
-    ("Apply this fact: {fact}\nQuestion: {question}\n{options_}\nAnswer:", "{answer}"),
-    ("Read the fact and answer the question.\n\n{fact}\n{question}\n\n{options_}",
-     "{answer}"),
-    ("Fact: {fact}\n\nWrite a multiple-choice question that this fact answers with "
-     "\"{answer}\".", "{question}"),
-    ("Question: {question}\nAnswer: {answer}\nWhat fact explains the answer?", "{fact}"),
-]
-
-_NEWSROOM = [
-    ("Summarize this article titled \"{title}\".\n\n{text}", "{summary}"),
-    ("{title}\n\n{text}\n\nWrite a short summary.", "{summary}"),
-    ("Article: {text}\n\nSummary in one or two sentences:", "{summary}"),
-    ("Headline: {title}\nStory: {text}\n\nWhat is the story about, briefly?", "{summary}"),
-    ("Give a brief overview of the following news piece.\n{text}", "{summary}"),
-    ("{text}\n\nTL;DR:", "{summary}"),
-    ("Read this and write a summary a reader could skim.\n\n{title}\n{text}", "{summary}"),
-    ("What is the main point of this article? {text}", "{summary}"),
-    ("Write a headline for this article.\n\n{text}", "{title}"),
-    ("Summary: {summary}\n\nWrite the full article.", "{text}"),
-]
-
-_ROTTEN_TOMATOES = [
-    ("Critic reviews of {movie}:\n{reviews}\n\nSum up what the critics think.",
-     "{consensus}"),
-    ("{reviews}\n\nWrite a one-sentence critics' consensus for {movie}.", "{consensus}"),
-    ("Here are reviews of the film {movie}.\n\n{reviews}\n\nOverall verdict:",
-     "{consensus}"),
-    ("Movie: {movie}\nReviews:\n{reviews}\nConsensus:", "{consensus}"),
-    ("Combine these reviews into a short summary of the critical response.\n{reviews}",
-     "{consensus}"),
-    ("What do reviewers generally say about {movie}?\n\n{reviews}", "{consensus}"),
-    ("Summarize the opinions below about {movie}.\n{reviews}", "{consensus}"),
-    ("{reviews}\nBriefly, how was {movie} received?", "{consensus}"),
-    ("The critics' consensus on {movie} was: \"{consensus}\" Write a review that fits it.",
-     "{first_review}"),
-    ("Write a short critic review of the movie {movie}.", "{first_review}"),
-]
-
-_IDEBATE = [
-    ("Debate: {debate}\nArgument:\n{argument}\n\nWhat claim does this argument support?",
-     "{claim}"),
-    ("{argument}\n\nState the main claim of the argument above in one sentence.", "{claim}"),
-    ("Summarize this argument from a debate about \"{debate}\".\n\n{argument}", "{claim}"),
-    ("Topic: {debate}\nPoints made:\n{argument}\nClaim:", "{claim}"),
-    ("What is this speaker arguing for?\n{argument}", "{claim}"),
-    ("Read the argument and give its thesis.\n\n{argument}", "{claim}"),
-    ("In the debate \"{debate}\", someone said:\n{argument}\n\nWhat is their point?",
-     "{claim}"),
-    ("{argument}\nOne-line summary of the position:", "{claim}"),
-    ("Write an argument supporting the claim \"{claim}\" in the debate \"{debate}\".",
-     "{argument}"),
-    ("Claim: {claim}\nWhat debate might this claim belong to?", "{debate}"),
-]
-
-_WIKI_LINGUA = [
-    ("Summarize these instructions.\n\n{source}", "{target}"),
-    ("{source}\n\nWhat are the steps above, in brief?", "{target}"),
-    ("How-to article: {source}\n\nShort summary:", "{target}"),
-    ("Condense this guide into a few sentences.\n{source}", "{target}"),
-    ("{source}\nTL;DR:", "{target}"),
-    ("Write a summary of the following how-to text.\n\n{source}", "{target}"),
-    ("Give the key steps of this article: {source}", "{target}"),
-    ("What does this article tell you to do? {source}", "{target}"),
-    ("Write a detailed how-to article from this summary.\n\n{target}", "{source}"),
-    ("Summary: {target}\nExpand it into full instructions.", "{source}"),
-]
-
-_TRUE_CASE = [
-    ("Fix the capitalization of this text: {lower}", "{answer}"),
-    ("{lower}\n\nRewrite the text above with correct upper and lower case.", "{answer}"),
-    ("This sentence is all lowercase. Capitalize it properly.\n\n{lower}", "{answer}"),
-    ("Restore capital letters: {lower}", "{answer}"),
-    ("Lowercase text: {lower}\nProperly cased text:", "{answer}"),
-    ("Please capitalize where needed.\n{lower}", "{answer}"),
-    ("Write this with correct casing: \"{lower}\"", "{answer}"),
-    ("{lower}\nMake the capitalization correct.", "{answer}"),
-    ("Convert this text to lowercase.\n\n{answer}", "{lower}"),
-    ("{answer}\n\nWrite the above in all lowercase letters.", "{lower}"),
-]
-
-_WORD_SEGMENT = [
-    ("Add spaces between the words: {no_space}", "{answer}"),
-    ("{no_space}\n\nThe spaces were removed from this text. Put them back.", "{answer}"),
-    ("Split this run-together text into words.\n\n{no_space}", "{answer}"),
-    ("Text without spaces: {no_space}\nWith spaces:", "{answer}"),
-    ("Please segment into words: {no_space}", "{answer}"),
-    ("Insert the missing spaces.\n{no_space}", "{answer}"),
-    ("What does this say with normal spacing? {no_space}", "{answer}"),
-    ("{no_space}\nWrite it with spaces.", "{answer}"),
-    ("Remove all spaces from this sentence.\n\n{answer}", "{no_space}"),
-    ("{answer}\n\nWrite the sentence above without any spaces.", "{no_space}"),
-]
-
-_COQA = [
-    ("{story}\n\nAnswer these questions in order:\n{questions}", "{answers}"),
-    ("Read the story and answer the numbered questions.\n\n{story}\n\n{questions}",
-     "{answers}"),
-    ("Story: {story}\n\nQuestions:\n{questions}\n\nAnswers:", "{answers}"),
-    ("{story}\n\nGive short numbered answers.\n{questions}", "{answers}"),
-    ("Here is a passage followed by a conversation of questions.\n{story}\n{questions}\n"
-     "Reply to each one.", "{answers}"),
-    ("{questions}\n\nAnswer the questions above using this text: {story}", "{answers}"),
-    ("Text: {story}\nQ:\n{questions}\nA:", "{answers}"),
-    ("Use the story to answer every question, one per line.\n{story}\n\n{questions}",
-     "{answers}"),
-    ("{story}\n\nWrite numbered questions that these answers respond to:\n{answers}",
-     "{questions}"),
-    ("Answers:\n{answers}\n\nStory: {story}\n\nWhat were the questions?", "{questions}"),
-]
-
-_RECORD = [
-    ("{passage}\n\nComplete the sentence: {query}\n\n{options_}", "{answer}"),
-    ("Read the article and finish the last sentence.\n\n{passage}\n\n{query}\n{options_}",
-     "{answer}"),
-    ("Article: {passage}\n\nHow does this sentence continue? {query}\n\n{options_}",
-     "{answer}"),
-    ("{passage}\n\nWhich option correctly completes \"{query}\"?\n{options_}", "{answer}"),
-    ("News story:\n{passage}\n\nFill in: {query} ...\n{options_}", "{answer}"),
-    ("{query}\n\nUse the article below to complete the sentence above.\n{passage}\n\n"
-     "{options_}", "{answer}"),
-    ("Based on the story, finish this: {query}\n\n{passage}\n{options_}", "{answer}"),
-    ("{passage}\n\nWhat comes next? {query}\n{options_}", "{answer}"),
-    ("{passage}\n\nWrite a sentence about the article that ends with: {answer}", "{query}"),
-    ("Write a short news article in which \"{query} {answer}\" is true.", "{passage}"),
-]
-
+# pylint: disable=line-too-long
 PATTERNS: dict[str, list[tuple[str, str]]] = {
-    # entailment
-    "rte": _RTE,
-    "cb": _CB,
-    "mnli_matched": _NLI3,
-    "mnli_mismatched": _NLI3,
-    "snli": _NLI3,
-    "anli_r1": _ANLI,
-    "anli_r2": _ANLI,
-    "anli_r3": _ANLI,
-    "qnli": _QNLI,
-    "wnli": _WNLI,
-    # reading comprehension
-    "squad_v1": _SQUAD,
-    "squad_v2": _SQUAD,
-    "bool_q": _BOOL_Q,
-    "drop": _DROP,
-    "multirc": _MULTIRC,
-    "openbookqa": _OPENBOOKQA,
-    # translation (both directions through the templates)
-    **{name: _TRANSLATION for name in (
-        "para_crawl_enes", "wmt14_enfr", "wmt16_translate_deen", "wmt16_translate_tren",
-        "wmt16_translate_csen", "wmt16_translate_fien", "wmt16_translate_roen",
-        "wmt16_translate_ruen")},
-    # structure to text
-    "common_gen": _COMMON_GEN,
-    "web_nlg_en": _STRUCTURED,
-    "dart": _STRUCTURED,
-    "e2e_nlg": _E2E,
-    # common sense
-    "story_cloze": _STORY_CLOZE,
-    "copa": _COPA,
-    "piqa": _PIQA,
-    "hellaswag": _HELLASWAG,
-    # summarization
-    "xsum": _SUMMARY,
-    "multi_news": _SUMMARY,
-    "cnn_dailymail": _SUMMARY,
-    "gigaword": _GIGAWORD,
-    "aeslc": _AESLC,
-    "samsum": _SAMSUM,
-    "ag_news_subset": _AG_NEWS,
-    "newsroom": _NEWSROOM,
-    "opinion_abstracts_rotten_tomatoes": _ROTTEN_TOMATOES,
-    "opinion_abstracts_idebate": _IDEBATE,
-    "wiki_lingua_english_en": _WIKI_LINGUA,
-    # open-domain QA
-    "arc_easy": _ARC,
-    "arc_challenge": _ARC,
-    "trivia_qa": _CLOSED_BOOK_QA,
-    "natural_questions": _CLOSED_BOOK_QA,
-    # paraphrase
-    "glue_mrpc": _PARAPHRASE,
-    "paws_wiki": _PARAPHRASE,
-    "glue_qqp": _QQP,
-    "stsb": _STSB_PATTERNS,
-    # sentiment
-    "imdb_reviews": _SENTIMENT,
-    "sentiment140": _SENTIMENT,
-    "yelp_polarity_reviews": _SENTIMENT,
-    "sst2": _SENTIMENT,
-    # one dataset each from the small clusters
-    "fix_punct": _FIX_PUNCT,
-    "true_case": _TRUE_CASE,
-    "word_segment": _WORD_SEGMENT,
-    "coqa": _COQA,
-    "record": _RECORD,
-    "winogrande": _WINOGRANDE,
-    "wsc": _WSC,
-    "definite_pronoun_resolution": _DPR,
-    "math_dataset": _MATH,
-    "quac": _QUAC,
-    "wic": _WIC,
-    "cola": _COLA,
-    "trec": _TREC,
-    "cosmos_qa": _COSMOS_QA,
+    "rte": [
+        ("{premise}\n\nQuestion with options: does this mean that \"{hypothesis}\"?\n\n{options_}", "{answer}"),
+        ("Text: {premise}\nDoes the text establish this? {hypothesis}\n{options_}", "{answer}"),
+        ("{premise}\nIs the sentence \"{hypothesis}\" true, given the passage?\n\n{options_}", "{answer}"),
+        ("Passage: {premise}\n\nDoes the passage imply that {hypothesis}\n\n{options_}", "{answer}"),
+        ("Determine whether the hypothesis is entailed by the text.\n\nText: {premise}\nHypothesis: {hypothesis}\n\n{options_}", "{answer}"),
+        ("{premise}\n\nBased on that, is it right to say \"{hypothesis}\"?\n{options_}", "{answer}"),
+        ("I read this: \"{premise}\" Does it tell me that \"{hypothesis}\"?\n\n{options_}", "{answer}"),
+        ("Sentence A: {premise}\nSentence B: {hypothesis}\nDoes A entail B?\n{options_}", "{answer}"),
+        ("Take it as given: {premise}\n\nMust this then be so? {hypothesis}\n{options_}", "{answer}"),
+        ("Make up a short passage and a claim that someone could check against it.", "Passage: {premise}\nClaim: {hypothesis}"),
+    ],
+    "wsc": [
+        ("{context}\n\nIn this passage, does \"{text2}\" refer to \"{text1}\"?\n\n{options_}", "{answer}"),
+        ("Passage: {context}\nIs \"{text1}\" who or what \"{text2}\" stands for?\n{options_}", "{answer}"),
+        ("Coreference check.\n{context}\nAntecedent candidate: {text1}\nReferring word: {text2}\nDo they match?\n\n{options_}", "{answer}"),
+        ("{context}\n\nWhen the text says \"{text2}\", is it talking about \"{text1}\"?\n{options_}", "{answer}"),
+        ("Read: {context}\n\nQuestion: could \"{text2}\" be replaced by \"{text1}\" without changing the meaning?\n\n{options_}", "{answer}"),
+        ("Here is a sentence with a pronoun in it.\n\n{context}\n\nWould a careful reader link \"{text2}\" to \"{text1}\"?\n{options_}", "{answer}"),
+        ("{context}\nPronoun: {text2}. Candidate: {text1}. Same referent?\n\n{options_}", "{answer}"),
+        ("Does \"{text2}\" point back to \"{text1}\" here?\n\n{context}\n\n{options_}", "{answer}"),
+        ("Think about who or what each word names in this text: {context}\nIs \"{text2}\" another way of naming \"{text1}\"?\n{options_}", "{answer}"),
+        ("Resolve the reference. In the text below, is \"{text1}\" the thing meant by \"{text2}\"?\n\n{context}\n{options_}", "{answer}"),
+    ],
+    "wsc273": [
+        ("{context}\n{options_}", "{answer}"),
+        ("Finish this sentence sensibly.\n\n{context}\n{options_}", "{answer}"),
+        ("Pick the ending that makes sense:\n\n{context}\n{options_}", "{answer}"),
+        ("{context} ...\n\nWhich continuation fits best?\n{options_}", "{answer}"),
+        ("Choose how the text goes on.\n\n{context}\n{options_}", "{answer}"),
+        ("Sentence start: {context}\nSelect its ending.\n{options_}", "{answer}"),
+        ("Read the beginning and choose the rest.\n\n{context}\n{options_}", "{answer}"),
+        ("Which option correctly continues this?\n{context}\n{options_}", "{answer}"),
+        ("{context}\n\nOf these, the natural way to go on is:\n{options_}", "{answer}"),
+        ("Supply the missing end of the sentence below.\n\n{context}\n{options_}", "{answer}"),
+    ],
+    "wic": [
+        ("Sentence one: {sentence1}\nSentence two: {sentence2}\nIs \"{word}\" used with one sense in both?\n{options_}", "{answer}"),
+        ("{sentence1}\n{sentence2}\nCompare the meaning of \"{word}\" in these two lines.\n{options_}", "{answer}"),
+        ("Word: {word}\nFirst use: {sentence1}\nSecond use: {sentence2}\nSame sense or not?\n{options_}", "{answer}"),
+        ("Look at how {word} is used in \"{sentence1}\" and in \"{sentence2}\". Do the two uses share a meaning?\n{options_}", "{answer}"),
+        ("Word sense question about \"{word}\".\n\nA: {sentence1}\n\nB: {sentence2}\n\n{options_}", "{answer}"),
+        ("In the two sentences below, would a dictionary give \"{word}\" the same definition?\n\n{sentence1}\n\n{sentence2}\n\n{options_}", "{answer}"),
+        ("Decide whether {word} carries one meaning across both examples.\n\n{sentence1}\n\n{sentence2}\n\n{options_}", "{answer}"),
+        ("Two contexts for \"{word}\":\n\n{sentence1}\n\n{sentence2}\n\nIs the sense shared?\n\n{options_}", "{answer}"),
+        ("Could \"{word}\" be swapped between these sentences without a change of sense?\n\n{sentence1}\n\n{sentence2}\n\n{options_}", "{answer}"),
+        ("\"{sentence1}\" / \"{sentence2}\" -- what can be said about the word \"{word}\" in them?\n{options_}", "{answer}"),
+    ],
+    "record": [
+        ("Fill in the rest of the final line.\n\n{passage}\n\n{query}\n\n{options_str}", "{answer}"),
+        ("{passage}\n\n{query}\n\n{options_str}", "{answer}"),
+        ("News story:\n\n{passage}\n\nUnfinished sentence: {query}\n\n{options_str}", "{answer}"),
+        ("{passage}\n\nChoose the entity that correctly ends this sentence: {query}\n\n{options_str}", "{answer}"),
+        ("Read the report below, then finish the sentence after it.\n\n{passage}\n\n{query}\n\n{options_str}", "{answer}"),
+        ("Article: {passage}\n\nHow should this line end? {query}\n\n{options_str}", "{answer}"),
+        ("Here is a news text and a sentence with a gap at the end.\n\n{passage}\n\n{query}\n\n{options_str}", "{answer}"),
+        ("{passage}\n\nWhich candidate completes \"{query}\"?\n\n{options_str}", "{answer}"),
+        ("Using the story for context, complete the statement.\n\n{passage}\n\n{query}\n\n{options_str}", "{answer}"),
+        ("Story: {passage}\nStatement to complete: {query}\nPick one.\n\n{options_str}", "{answer}"),
+    ],
+    "natural_questions": [
+        ("{question}?\nShort answer:", "{answer}"),
+        ("{question}?", "{answer}"),
+        ("Give a short answer.\n\n{question}", "{answer}"),
+        ("Reply to this question briefly:\n\n{question}?", "{answer}"),
+        ("I have a question for you: {question}", "{answer}"),
+        ("Quick question... {question}?", "{answer}"),
+        ("Find out the following: {question}", "{answer}"),
+        ("Do you know {question}?", "{answer}"),
+        ("Here is a search query: {question}", "{answer}"),
+        ("Query: {question}\nReply:", "{answer}"),
+    ],
+    "trivia_qa": [
+        ("Trivia: {question}", "{answer}"),
+        ("{question}", "{answer}"),
+        ("Quiz round, your turn: {question}", "{answer}"),
+        ("Quiz time! {question}", "{answer}"),
+        ("Respond with the answer only.\n\n{question}", "{answer}"),
+        ("Test your knowledge. {question}", "{answer}"),
+        ("Pub quiz question: {question}\nResponse:", "{answer}"),
+        ("{question} ...?", "{answer}"),
+        ("A general knowledge question: {question}\nYour reply?", "{answer}"),
+        ("{question}\nWho or what is it?", "{answer}"),
+    ],
+    "math_dataset": [
+        ("{question}", "{answer}"),
+        ("Work this out:\n\n{question}", "{answer}"),
+        ("Find the value asked for.\n\n{question}", "{answer}"),
+        ("Algebra exercise\n{question}", "{answer}"),
+        ("Compute the result: {question}", "{answer}"),
+        ("Give the result of the following.\n{question}", "{answer}"),
+        ("Exercise: {question}\nResult?", "{answer}"),
+        ("{question}\nShow only the final value.", "{answer}"),
+        ("Task: {question}\nSo the variable equals...", "{answer}"),
+        ("{question} Give the number.", "{answer}"),
+    ],
+    "aeslc": [
+        ("Suggest a title for the email below.\n\n{body}", "{subject}"),
+        ("Email text:\n\n{body}\n\nSubject:", "{subject}"),
+        ("{body}\nHow would you head this message?", "{subject}"),
+        ("A colleague sent this: {body}\nGive it a fitting subject.", "{subject}"),
+        ("{body}\nSum this message up in a few words for its subject field.", "{subject}"),
+        ("Message: {body}\nWhat short heading would it have had in the inbox?", "{subject}"),
+        ("Below is the body of a business email.\n{body}\n\nIts subject:", "{subject}"),
+        ("{body}\n\nCome up with a concise header for the message above.", "{subject}"),
+        ("Compose a work email for the subject below.\n\n{subject}", "{body}"),
+        ("Draft the body of an email titled \"{subject}\".", "{body}"),
+    ],
+    "cnn_dailymail": [
+        ("List the key points of this news story.\n\n{text}", "{highlights}"),
+        ("News story:\n\n{text}\n\nBullet points:", "{highlights}"),
+        ("{text}\n\nGive the main takeaways of the story above.", "{highlights}"),
+        ("{text}\n\nWhich facts of this report would a reader need most?", "{highlights}"),
+        ("{text}\nBoil this report down to its key points.", "{highlights}"),
+        ("{text}\nIn a few short lines, what happened?", "{highlights}"),
+        ("{text}\nKey points of the story:", "{highlights}"),
+        ("Turn these key points into a full news report.\n\n{highlights}", "{text}"),
+        ("Key facts:\n\n{highlights}\n\nWrite the news story they come from.", "{text}"),
+        ("{highlights}\n\nExpand these notes into a newspaper article.", "{text}"),
+    ],
+    "gigaword": [
+        ("Headline for this: {text}", "{summary}"),
+        ("Shorten this to a headline: {text}", "{summary}"),
+        ("Compress the following into a few words:\n{text}", "{summary}"),
+        ("Give a headline for the news item below.\n\n{text}", "{summary}"),
+        ("{text}\n\nNewspaper headline:", "{summary}"),
+        ("{text}\n\nCondense the sentence above into a title.", "{summary}"),
+        ("{text}\nCompressed to a few words:", "{summary}"),
+        ("{text}\nWrite a title a news wire might use for this.", "{summary}"),
+        ("Expand this headline into an opening sentence: {summary}", "{text}"),
+        ("Headline: \"{summary}\"\nWrite the lead sentence of the story.", "{text}"),
+    ],
+    "multi_news": [
+        ("Combine the reports below into one short overview.\n\n{text}", "{summary}"),
+        ("Several news sources:\n\n{text}\n\nOverview:", "{summary}"),
+        ("Read these reports.\n\n{text}\nNow give a digest of them.", "{summary}"),
+        ("{text}\nCondense the coverage above into a paragraph.", "{summary}"),
+        ("Source articles: {text}\nIn brief, what do they report?", "{summary}"),
+        ("Coverage of one event from many outlets:\n\n{text}\nA compact digest would be?", "{summary}"),
+        ("{text}\n\nProvide a digest.", "{summary}"),
+        ("Sources:\n{text}Digest:\n", "{summary}"),
+        ("Write a full news report that this digest could have come from:\n\n{summary}", "{text}"),
+        ("{summary}\n\nFlesh this digest out into full coverage.", "{text}"),
+    ],
+    "newsroom": [
+        ("{title}\n\n{text}\n\nGive the gist of this in a sentence or two.", "{summary}"),
+        ("Newspaper piece:\n\n{title}\n\n{text}\n\nShort description:", "{summary}"),
+        ("Tell me briefly what this story says.\n\n{title}\n\n{text}", "{summary}"),
+        ("{title}\n{text}\nIn a nutshell?", "{summary}"),
+        ("{title}\n{text}\nPreview text for this story:", "{summary}"),
+        ("{title}\n\n{text}\nWhich points of this piece matter most?", "{summary}"),
+        ("Headline: {title}\n\n{text}\nTeaser for the front page:", "{summary}"),
+        ("Here is a headline: \"{title}\". Write the story under it.", "{text}"),
+        ("Give this story a headline.\n\n{text}", "{title}"),
+        ("Story:\n\n{text}\n\nA good headline for it:", "{title}"),
+    ],
+    "samsum": [
+        ("{dialogue}\n\nSum up this chat.", "{summary}"),
+        ("Chat log:\n{dialogue}\n\nGist of the chat:", "{summary}"),
+        ("Conversation:\n{dialogue}\n\nWho said what, in short?", "{summary}"),
+        ("{dialogue}\n\nIn a sentence or two, what happened in this chat?", "{summary}"),
+        ("Messages:\n{dialogue}\n\nWhat is the conversation about?", "{summary}"),
+        ("Chat:\n{dialogue}\nGive the outcome of this exchange.", "{summary}"),
+        ("Chat:\n{dialogue}\nReport this exchange in the third person.", "{summary}"),
+        ("Invent a short chat between friends.", "{dialogue}"),
+        ("Write the messages exchanged, given this account:\n{summary}", "{dialogue}"),
+        ("Here is what a chat was about: \"{summary}\" Write the chat.", "{dialogue}"),
+    ],
+    "xsum": [
+        ("One-line summary:\n\n{text}", "{summary}"),
+        ("Give the gist of this story:\n\n{text}", "{summary}"),
+        ("Condense the news story below to one sentence.\n\n{text}", "{summary}"),
+        ("{text}\nThe story in a single line:", "{summary}"),
+        ("{text}\nWhat is the main point of the report?", "{summary}"),
+        ("{text}\n\nIn short, the report says:", "{summary}"),
+        ("Story:{text}\n\nIts main claim, in one line?", "{summary}"),
+        ("Story:{text}\n\nGive a single-sentence abstract.", "{summary}"),
+        ("Write a news story whose one-line summary is:\n\n{summary}", "{text}"),
+        ("Turn this line into a full report: \"{summary}\"", "{text}"),
+    ],
+    "squad_v1": [
+        ("The passage below is about {title}. Use it to reply.\n\n{context}\n\n{question}", "{answer}"),
+        ("Find the answer in the text.\n\n{context}\n\n{question}", "{answer}"),
+        ("{context}\n{question}", "{answer}"),
+        ("Passage:\n{context}\nQ: {question}", "{answer}"),
+        ("Here is a passage: {context}\nUsing it, reply to: {question}", "{answer}"),
+        ("Text: {context}\n\nQ: {question}", "{answer}"),
+        ("Text: {context}\n\nUse the text to reply: {question}", "{answer}"),
+        ("Topic: {title}\n{context}\n\nQuestion: {question}", "{answer}"),
+        ("Quiz me on {title}.", "{question}"),
+        ("Give this passage a topic name:\n\n{context}", "{title}"),
+    ],
+    "squad_v2": [
+        ("Topic -- {title}:\n\n{context}\n\nReply to the question from the passage, or write \"unanswerable\" when the passage does not say. {question}", "{answer}"),
+        ("Use the passage to respond. Should it not contain the information, output \"unanswerable\".\n\n{context}\n\n{question}", "{answer}"),
+        ("The passage may or may not hold the reply; if not, the reply is \"unanswerable\".\n\n{context}\n\n{question}", "{answer}"),
+        ("{context}\n{question} (Reply \"unanswerable\" when the text gives no reply.)", "{answer}"),
+        ("{context}\nFrom the text, respond to this, or write \"unanswerable\": {question}", "{answer}"),
+        ("{context}\nWhere the text supports a reply, give it; where it does not, say \"unanswerable\": {question}", "{answer}"),
+        ("{context}\n\nQ (the text may lack the information, then write \"unanswerable\"): {question}", "{answer}"),
+        ("Passage: {context}\n\n{question}\nYour reply, or \"unanswerable\" if the passage is silent on it:", "{answer}"),
+        ("Passage: {context}\nReply using the passage only, writing \"unanswerable\" when it cannot tell: {question}", "{answer}"),
+        ("{context}\nIf the text settles this, respond; otherwise the response is \"unanswerable\": {question}", "{answer}"),
+    ],
+    "drop": [
+        ("Use the passage to work out the reply.\n\n{context}\n\n{question}", "{answer}"),
+        ("{context}\n\nCompute the reply from the passage: {question}", "{answer}"),
+        ("{context}\n\n{question}", "{answer}"),
+        ("{context}\nQ: {question}", "{answer}"),
+        ("Passage (read carefully, some counting may be needed): {context}\n{question}", "{answer}"),
+        ("{context}\n\nReason over the numbers and facts above. {question}", "{answer}"),
+        ("Passage: {context}\n\nQ: {question}\n\nA:", "{answer}"),
+        ("Write a passage from which this can be worked out: {question}", "{context}"),
+        ("Pose a question about this passage that needs some reasoning: {context}", "{question}"),
+        ("{context}\n\nWhat could a reader be asked about the passage above?", "{question}"),
+    ],
+    "quac": [
+        ("{background}\n\n{context}\n\nReply to this with an exact excerpt of the text: {question}", "{answer}"),
+        ("{background}\n\n{context}\n\nQuote the words of the passage that respond to: {question}", "{answer}"),
+        ("Reply with a span copied from the passage.\n\n{background}\n\n{context}\n\n{question}", "{answer}"),
+        ("{background}\n\n{context}\n\n{question}", "{answer}"),
+        ("Background: {background}\nPassage: {context}\nQ: {question}\n\nQuoted reply:", "{answer}"),
+        ("Background: {background}\nPassage: {context}\nQ: {question}. Copy the relevant words.", "{answer}"),
+        ("{context}\n\nWhich part of the text above responds to \"{question}\"? Quote it.", "{answer}"),
+        ("\n\n{background}\n\n{context}Copy the sentence of the passage that responds to this:\n\n{question}", "{answer}"),
+        ("Who or what is the subject of the following?\n\n{background}\n\n{context}", "{title}"),
+        ("{background}\n\n{context}\n\nWhat might a curious reader want to know next?", "{question}"),
+    ],
+    "para_crawl": [
+        ("Put \"{sent1}\" into {lang2}, please.", "{sent2}"),
+        ("{sent2} -- what is that sentence in {lang1}?", "{sent1}"),
+        ("{sent1} (render in {lang2})", "{sent2}"),
+        ("{lang1} to {lang2}:\n\n{sent1}", "{sent2}"),
+        ("{lang2} to {lang1}:\n\n{sent2}", "{sent1}"),
+        ("The {lang2} sentence \"{sent2}\" in {lang1} reads:", "{sent1}"),
+        ("Give the {lang2} version of \"{sent1}\".", "{sent2}"),
+        ("Source ({lang1}): {sent1}\n\nTarget ({lang2}):", "{sent2}"),
+        ("Compose one sentence in {lang1}.", "{sent1}"),
+        ("Produce any sentence written in {lang2}.", "{sent2}"),
+    ],
+    "wmt16_translate": [
+        ("{sent1}\n\nIn {lang2}, please.", "{sent2}"),
+        ("{sent2}\n\nIn {lang1}, please.", "{sent1}"),
+        ("{sent2}\n\nHow does this read in {lang1}?", "{sent1}"),
+        ("{sent2}\n\nRender this text in {lang1}.", "{sent1}"),
+        ("Into {lang2}:\n\n{sent1}", "{sent2}"),
+        ("Give the {lang2} version of this sentence:\n{sent1}", "{sent2}"),
+        ("What would a {lang2} speaker write for \"{sent1}\"?", "{sent2}"),
+        ("\"{sent1}\" -- say it in {lang2}.", "{sent2}"),
+        ("Produce a sentence in some language other than {lang1}.", "{sent2}"),
+        ("{sent2}\n\nName the language of this text.", "{lang2}"),
+    ],
+    "wmt14_enfr": [
+        ("{sent1}\n\n{lang2} version:", "{sent2}"),
+        ("{sent2}\n\n{lang1} version:", "{sent1}"),
+        ("{sent2}\n\nCan you put this into {lang1}?", "{sent1}"),
+        ("{sent2}\n\nWhat does this say, in {lang1}?", "{sent1}"),
+        ("Render in {lang2}:\n\n{sent1}", "{sent2}"),
+        ("Convert this sentence into {lang2}:\n{sent1}", "{sent2}"),
+        ("What is \"{sent1}\" in {lang2}?", "{sent2}"),
+        ("\"{sent1}\" -- in {lang2}?", "{sent2}"),
+        ("Give me a sentence that is not {lang1}.", "{sent2}"),
+        ("{sent2}\n\nIdentify the language.", "{lang2}"),
+    ],
+    "true_case": [
+        ("{lower}\n\nRestore the capital letters in the text above.", "{answer}"),
+        ("{lower}\n\nRewrite this with standard capitalization.", "{answer}"),
+        ("{lower}\n\nWhich words above need a capital letter? Give the fixed text.", "{answer}"),
+        ("{lower}\nAdd the missing capitals.", "{answer}"),
+        ("{lower}\nSame text, with capitals where English needs them:", "{answer}"),
+        ("{lower}\nFix the letter case of this line.", "{answer}"),
+        ("{lower}\n\nEverything here is in small letters. Correct the casing.", "{answer}"),
+        ("{lower}\n\nCasing fixed:", "{answer}"),
+        ("Apply normal English casing: {lower}", "{answer}"),
+        ("{answer}\n\nConvert every letter to small letters.", "{lower}"),
+    ],
+    "fix_punct": [
+        ("{no_punct}\n\nPunctuate this.", "{answer}"),
+        ("{no_punct}\n\nThe text above has lost its commas, periods and other marks. Put them back.", "{answer}"),
+        ("{no_punct}\n\nRewrite this with the punctuation restored.", "{answer}"),
+        ("{no_punct}\n\nInsert the missing punctuation marks.", "{answer}"),
+        ("{no_punct}\n\nMake this text punctuated properly.", "{answer}"),
+        ("Restore the punctuation: {no_punct}", "{answer}"),
+        ("Punctuation needed: {no_punct}", "{answer}"),
+        ("This line lacks punctuation; write it out correctly: {no_punct}", "{answer}"),
+        ("Text without any punctuation: {no_punct}\nSame text, punctuated:", "{answer}"),
+        ("Where do commas, periods and other marks belong here?\n\n{no_punct}", "{answer}"),
+    ],
+    "word_segment": [
+        ("{no_space}\nSplit the characters above into words:", "{answer}"),
+        ("{no_space}\nWhich sentence is hidden in this run of letters?", "{answer}"),
+        ("{no_space}\n\nInsert the word breaks.", "{answer}"),
+        ("Separate the words: {no_space}", "{answer}"),
+        ("Put a space between each pair of words: {no_space}", "{answer}"),
+        ("The spaces were lost from this text; restore them: {no_space}", "{answer}"),
+        ("Rewrite the text below with its words separated: {no_space}", "{answer}"),
+        ("Turn this string of letters back into readable text: {no_space}", "{answer}"),
+        ("{answer}\n\nJoin all the words together with no gaps.", "{no_space}"),
+        ("Delete every space in this text: {answer}", "{no_space}"),
+    ],
+    "cosmos_qa": [
+        ("{context}\n\nQ: {question}\n{options_}", "{answer}"),
+        ("{context}\n\n{question}\n{options_}", "{answer}"),
+        ("{context}\n\nPick the likeliest reply: {question}\n{options_}", "{answer}"),
+        ("{context}\n\nReading between the lines, {question}\n{options_}", "{answer}"),
+        ("{context}\n\nUse common sense and the story to choose: {question}\n{options_}", "{answer}"),
+        ("Story:{context}\nQ {question}\nChoices:\n{options_}", "{answer}"),
+        ("Here is a short personal story, then a question about it.\n\n{context}\n\n{question}\n{options_}", "{answer}"),
+        ("What follows from this account?\n\n{context}\n\n{question}\n{options_}", "{answer}"),
+        ("Pose a question about the story below that needs common sense to answer.\n\n{context}", "{question}"),
+        ("{context}\n\nWhat could someone wonder about the events above?", "{question}"),
+    ],
+    "ag_news_subset": [
+        ("{title}\n\n{text}\n\nSection of the paper?\n{options_}", "{answer}"),
+        ("{title}\n\n{text}\n\nFile this story under which heading?\n{options_}", "{answer}"),
+        ("{text}\nWhich news category fits this story?\n{options_}", "{answer}"),
+        ("{text}\nLabel the subject area.\n{options_}", "{answer}"),
+        ("{text}\n\nA news editor would place the story above in:\n{options_}", "{answer}"),
+        ("Classify the news item.\n\n{text}\n\n{options_}", "{answer}"),
+        ("News desk for this item?\n\n{text}\n\n{options_}", "{answer}"),
+        ("Pick the category:\n\n{text}\n\n{options_}", "{answer}"),
+        ("Headline for this:\n{text}", "{title}"),
+        ("{text}\n\nGive this news item a headline.", "{title}"),
+    ],
+    "bool_q": [
+        ("{text}\n\nYes or no: {question}?\n\n{options_}", "{answer}"),
+        ("{text}\n\nFrom this passage, {question}?\n\n{options_}", "{answer}"),
+        ("{text}\n\n{question}?\n\n{options_}", "{answer}"),
+        ("Passage: {text}\n\nQ: {question}?\n\n{options_}", "{answer}"),
+        ("{text}\n\nReply yes or no to: {question}?\n\n{options_}", "{answer}"),
+        ("{text}\nGoing only by the passage, {question}?\n\n{options_}", "{answer}"),
+        ("{text}\nCheck the passage and decide: {question}?\n\n{options_}", "{answer}"),
+        ("{text}\n\nDoes the passage support the following\n\n{question}\n\n{options_}", "{answer}"),
+        ("{title}\n\n{text}\n\nTrue or false: \"{question}\"?\n\n{options_}", "{answer}"),
+        ("Decide whether {question} holds, using this passage.\n\n{text}\n\n{options_}", "{answer}"),
+    ],
+    "definite_pronoun_resolution": [
+        ("{sentence}\n\nThe word \"{pronoun}\" here means:\n{options_}", "{answer}"),
+        ("{sentence}\n\nResolve the pronoun \"{pronoun}\".\n{options_}", "{answer}"),
+        ("{sentence}\n\nWhom does {pronoun} stand for?\n{options_}", "{answer}"),
+        ("{sentence}\nIdentify the antecedent of {pronoun}.\n{options_}", "{answer}"),
+        ("{sentence}\nGoing by the sentence, {pronoun} names:\n\n{options_}", "{answer}"),
+        ("Find the antecedent of {pronoun}.\n\n{sentence}\n\n{options_}", "{answer}"),
+        ("Pronoun resolution: \"{pronoun}\"\n\n{sentence}\n\n{options_}", "{answer}"),
+        ("Which candidate does {pronoun} point to?\n{sentence}\n\n{options_}", "{answer}"),
+        ("In the sentence below, {pronoun} is a stand-in for which candidate?\n{sentence}\n\n{options_}", "{answer}"),
+        ("{sentence}\n\"{pronoun}\" = ?\n{options_}", "{answer}"),
+    ],
+    "glue_mrpc": [
+        ("Sentence pair:\n{sentence1}\n{sentence2}\nParaphrases?\n{options_}", "{answer}"),
+        ("Compare these:\n\n{sentence1}\n\n{sentence2}\nIs one a rewording of the other?\n{options_}", "{answer}"),
+        ("{sentence1}\n\n{sentence2}\n\nEquivalent in meaning?\n{options_}", "{answer}"),
+        ("{sentence1}\n\n{sentence2}\n\nCould either sentence stand in for the other?\n{options_}", "{answer}"),
+        ("{sentence1}\n{sentence2}\nDo both report the same fact?\n{options_}", "{answer}"),
+        ("{sentence1}\n{sentence2}\nWould a reader learn the same thing from each?\n{options_}", "{answer}"),
+        ("{sentence1}\n{sentence2}\nSemantically equivalent or not?\n{options_}", "{answer}"),
+        ("Judge whether the two news sentences below are equivalent.\n{sentence1}\n{sentence2}\n\n{options_}", "{answer}"),
+        ("Is the second sentence a restatement of the first?\n{sentence1}\n{sentence2}\n\n{options_}", "{answer}"),
+        ("Equivalent wording?\n{sentence1}\n{sentence2}\n\n{options_}", "{answer}"),
+    ],
+    "glue_qqp": [
+        ("{question1}\n{question2}\nDuplicate questions?\n{options_}", "{answer}"),
+        ("{question1}\n{question2}\nCould one answer serve both?\n{options_}", "{answer}"),
+        ("{question1}\n{question2}\n\nShould a forum merge these two posts?\n{options_}", "{answer}"),
+        ("{question1}\n\n{question2}\n\nIs the second a repeat of the first?\n{options_}", "{answer}"),
+        ("{question1}\n\n{question2}\n\nDo both seek one piece of information?\n{options_}", "{answer}"),
+        ("Post A: {question1}\nPost B: {question2}\nDuplicates?\n{options_}", "{answer}"),
+        ("Q1: {question1}\nQ2: {question2}\nIs Q2 a rephrasing of Q1?\n{options_}", "{answer}"),
+        ("Q1: {question1}\nQ2: {question2}\n\nWould one reply settle both?\n{options_}", "{answer}"),
+        ("Decide whether these two queries are duplicates.\n{question1}\n{question2}\n\n{options_}", "{answer}"),
+        ("Same intent?\n{question1}\n{question2}\n\n{options_}", "{answer}"),
+    ],
+    "imdb_reviews": [
+        ("{text}\nDid the reviewer like the film?\n{options_}", "{answer}"),
+        ("{text}\nThe attitude of this critic is:\n{options_}", "{answer}"),
+        ("{text}\nClassify the tone of the film review above.\n{options_}", "{answer}"),
+        ("{text}\n\nThumbs up or thumbs down?\n{options_}", "{answer}"),
+        ("{text}\n\nWas the writer pleased by the movie?\n{options_}", "{answer}"),
+        ("Read this film review and label its polarity: {text}\n{options_}", "{answer}"),
+        ("Movie review:\n\n{text}\n{options_}", "{answer}"),
+        ("Compose a film review that is {answer} in tone.", "{text}"),
+        ("Write a movie critique; its overall verdict should be {answer}.", "{text}"),
+        ("Write a review of a film you saw.", "{text}"),
+    ],
+    "paws_wiki": [
+        ("{sentence1}\n{sentence2}\n\nSame content in other words?\n{options_}", "{answer}"),
+        ("{sentence1}\n{sentence2}\n\nIs the second a faithful rewording of the first?\n{options_}", "{answer}"),
+        ("A. {sentence1}\nB. {sentence2}\n\nDo A and B say one and the same thing?\n{options_}", "{answer}"),
+        ("[1] {sentence1}\n[2] {sentence2}\n\nDespite the shared words, is the meaning identical?\n\n{options_}", "{answer}"),
+        ("First: {sentence1}\nSecond: {sentence2}\n\nWould swapping one for the other change the facts?\n\n{options_}", "{answer}"),
+        ("Two encyclopedia sentences follow. Equivalent?\n{sentence1}\n{sentence2}\n\n{options_}", "{answer}"),
+        ("Equivalent?\n{sentence1}\n{sentence2}\n\n{options_}", "{answer}"),
+        ("Word order aside, identical meaning?\n{sentence1}\n{sentence2}\n\n{options_}", "{answer}"),
+        ("Check these two for equivalence:\n{sentence1}\n{sentence2}\n\n{options_}", "{answer}"),
+        ("Reply with yes when the two lines below express the same facts and with no when they do not.\n{sentence1}\n{sentence2}", "{answer}"),
+    ],
+    "sentiment140": [
+        ("{text}\nMood of this post?\n{options_}", "{answer}"),
+        ("{text}\n\nWhich feeling does the author of this post express?\n{options_}", "{answer}"),
+        ("{text}\n\nRate the tone of the post above.\n{options_}", "{answer}"),
+        ("Post: {text}\nIs the writer happy or upset?\n{options_}", "{answer}"),
+        ("Classify the emotional tone.\nPost:{text}\n{options_}", "{answer}"),
+        ("Is this short social media post upbeat or gloomy?\n{text}\n{options_}", "{answer}"),
+        ("Compose a short social media post that comes across as {answer}.", "{text}"),
+        ("Write something someone might post online.", "{text}"),
+        ("Post with a {answer} mood:", "{text}"),
+        ("Produce a status update whose tone is {answer}.", "{text}"),
+    ],
+    "story_cloze": [
+        ("{context}\n\nChoose the ending.\n{options_}", "{answer}"),
+        ("{context}\n\nHow does it end?\n{options_}", "{answer}"),
+        ("{context}\n\nWhich last line fits this tale?\n{options_}", "{answer}"),
+        ("{context}\n\nFinish the story.\n{options_}", "{answer}"),
+        ("Opening: {context}\n\nSelect the closing line.\n{options_}", "{answer}"),
+        ("Tale: {context}\n\nAnd in the end?\n{options_}", "{answer}"),
+        ("Pick the sentence that wraps up this story.\n\n{context}\n{options_}", "{answer}"),
+        ("Four sentences of a story are below; choose the fifth.\n\n{context}\n{options_}", "{answer}"),
+        ("Here is the final line of a five-sentence story. Write the whole story.\n\n{answer}", "{context} {answer}"),
+        ("Tell a short story whose closing line is given.\n\nClosing line: {answer}", "{context} {answer}"),
+    ],
+    "copa": [
+        ("{premise} Which is the likelier {question}?\n\n{options_}", "{answer}"),
+        ("Event:{premise}\n\nPick its {question}.\n\n{options_}", "{answer}"),
+        ("{premise}\n\nChoose the {question} of this event.\n\n{options_}", "{answer}"),
+        ("{premise}\n\nSelect the more believable {question}.\n\n{options_}", "{answer}"),
+        ("Think about this situation and choose its {question}.\n\n{premise}\n\n{options_}", "{answer}"),
+        ("{premise}\n\nLikely {question}: \n\n{options_}", "{answer}"),
+        ("Consider the event below. Its {question} is probably:\n\n{premise}\n\n{options_}", "{answer}"),
+        ("Situation:\n\n{premise}\n\nUsing common sense, which option is the {question}?\n\n{options_}", "{answer}"),
+        ("Describe an everyday event in one sentence.", "{premise}"),
+        ("Give two related everyday events, one sentence each.", "{answer} {premise}"),
+    ],
+    "winogrande": [
+        ("Choose the right filler.\n\n{context}\n\n{options_}", "{answer}"),
+        ("Finish this line:\n\n{context}\n\n{options_}", "{answer}"),
+        ("Which option makes the sentence sensible?\n\n{context}\n\n{options_}", "{answer}"),
+        ("Fill the blank at the end.\n\n{context}\n\n{options_}", "{answer}"),
+        ("Resolve who or what comes next.\n\n{context}\n\n{options_}", "{answer}"),
+        ("Choose the right filler.\n\n{context}", "{answer}"),
+        ("Finish this line:\n\n{context}", "{answer}"),
+        ("Which words make the sentence sensible?\n\n{context}", "{answer}"),
+        ("Fill the blank at the end.\n\n{context}", "{answer}"),
+        ("Resolve who or what comes next.\n\n{context}", "{answer}"),
+    ],
+    "yelp_polarity_reviews": [
+        ("{text}\nWas the customer satisfied?\n{options_}", "{answer}"),
+        ("{text}\nHow did this diner or shopper feel?\n{options_}", "{answer}"),
+        ("{text}\nWould this customer come back?\n{options_}", "{answer}"),
+        ("{text}\nGrade the polarity of the customer review above.\n{options_}", "{answer}"),
+        ("Label this business review by polarity.\n\n{text}\n\n{options_}", "{answer}"),
+        ("Customer feedback:\n{text}\n\nPolarity?\n{options_}", "{answer}"),
+        ("Did this visit go well or badly for the reviewer?\n{text}\n\n{options_}", "{answer}"),
+        ("Write a {answer} review of a local business.", "{text}"),
+        ("Leave a {answer} comment about a shop or restaurant.", "{text}"),
+        ("Show me a customer review that reads as {answer}.", "{text}"),
+    ],
+    "arc": [
+        ("{question}\n\n{options_}", "{answer}"),
+        ("Science quiz: {question}\n\nChoices:\n{options_}", "{answer}"),
+        ("Grade-school science.\n{question}\n\nSelect the right choice.\n{options_}", "{answer}"),
+        ("Q: {question}\nWhich choice is right?\n{options_}", "{answer}"),
+        ("Pick one.\n\n{question}\n\n{options_}", "{answer}"),
+        ("Science exam question\n\n{question}\n\n{options_}", "{answer}"),
+        ("{question}\n\nChoose from:\n\n{options_}", "{answer}"),
+        ("Make up a multiple-choice science question for schoolchildren.", "{question}"),
+        ("Suggest an item for a science exam.", "{question}"),
+        ("A teacher is preparing a science quiz. Suggest one item for it.", "{question}"),
+    ],
+    "anli": [
+        ("{context}\n\nGoing only by the text above, is \"{hypothesis}\" correct?\n\n{options_}", "{answer}"),
+        ("{context}\n\nGiven this text, is the claim below correct?\n{hypothesis}\n\n{options_}", "{answer}"),
+        ("{context}\n\nDoes the text support this?\n{hypothesis}\n\n{options_}", "{answer}"),
+        ("{context}\nIs the next claim backed by what you just read?\n{hypothesis}\n\n{options_}", "{answer}"),
+        ("{context}\nJudge the claim:\n{hypothesis}\n\n{options_}", "{answer}"),
+        ("Check the claim against the paragraph.\n\n{context}\n\nClaim: {hypothesis}\n{options_}", "{answer}"),
+        ("Paragraph:\n\n{context}\n\nStatement: {hypothesis}\nTrue, false, or undetermined?\n{options_}", "{answer}"),
+        ("Evidence:\n\n{context}\n\nClaim: {hypothesis}\nVerdict?\n{options_}", "{answer}"),
+        ("Is the statement right, going by the paragraph?\n{hypothesis}\n\n{context}\n{options_}", "{answer}"),
+        ("Make up a paragraph and a claim to test against it.", "Paragraph: {context}\n\nClaim: {hypothesis}"),
+    ],
+    "coqa": [
+        ("{text}\n\nReply to each numbered question in turn:\n{numbered_questions}", "{numbered_answers}"),
+        ("Go through the passage, then respond to the list of questions.\n\n{text}\n\n{numbered_questions}", "{numbered_answers}"),
+        ("Using the passage only, give numbered replies.\n\n{text}\n\n{numbered_questions}", "{numbered_answers}"),
+        ("\n\n{text}\n\nA conversation about the text above:\n\n{numbered_questions}", "{numbered_answers}"),
+        ("\n\n{text}\n\nShort replies, one per line, to these:\n\n{numbered_questions}", "{numbered_answers}"),
+        ("\n\n{text}\n\nList a reply for every question below, keeping the numbers:\n\n{numbered_questions}", "{numbered_answers}"),
+        ("\n\n{text}\n\n{numbered_questions}", "{numbered_answers}"),
+        ("\n\n{text}\n\n{numbered_questions}\n\nNumbered replies:", "{numbered_answers}"),
+        ("Passage for a reading quiz:\n\n{text}\n\n{numbered_questions}", "{numbered_answers}"),
+        ("{text}\n\nHere are the replies of a reading quiz on this passage. Reconstruct the numbered questions.\n\n{numbered_answers}", "{numbered_questions}"),
+    ],
+    "opinion_abstracts_rotten_tomatoes": [
+        ("{numbered_reviews}\n\nCondense these critics' opinions into a single line.", "{critic_consensus}"),
+        ("{numbered_reviews}\n\nOverall verdict of the critics quoted above:", "{critic_consensus}"),
+        ("{numbered_reviews}\nWhere do these critics agree?", "{critic_consensus}"),
+        ("{numbered_reviews}\nThe critics' shared view, in one line:", "{critic_consensus}"),
+        ("Critics wrote the following about a film: {numbered_reviews}\n\nHow did the film fare with them overall?", "{critic_consensus}"),
+        ("Merge the film critiques below into one verdict.\n\n{numbered_reviews}", "{critic_consensus}"),
+        ("Give a one-line critical verdict on the film \"{movie}\".", "{critic_consensus}"),
+        ("Quote several numbered critics' remarks on \"{movie}\".", "{numbered_reviews}"),
+        ("Critics agreed that {critic_consensus}. List individual critiques behind that view.", "{numbered_reviews}"),
+        ("Name the film this critic is writing about.\n\n{first_review}", "{movie}"),
+    ],
+    "opinion_abstracts_idebate": [
+        ("{argument_sentences}\n\nState the position these points defend.", "{claim}"),
+        ("Points: {argument_sentences}\n\nThe thesis they back up:", "{claim}"),
+        ("{debate_name}\nTake a side in this motion and state it.", "{claim}"),
+        ("{debate_name}\nGive one stance a debater could defend here.", "{claim}"),
+        ("Which position do the numbered points below argue for?\n\n{argument_sentences}", "{claim}"),
+        ("Sum up, as one thesis, the case made here.\n\n{argument_sentences}", "{claim}"),
+        ("Name the motion under debate in these points.\n\n{argument_sentences}", "{debate_name}"),
+        ("These points were made in a debate. On what motion?\n\n{argument_sentences}", "{debate_name}"),
+        ("{claim}\nList numbered points a debater could use to defend this.", "{argument_sentences}"),
+        ("Thesis: {claim}\nBack it up with numbered points.", "{argument_sentences}"),
+    ],
+    "common_gen": [
+        ("Words: {concepts}\n\nUse every one of them in a single natural sentence.", "{target}"),
+        ("Make a sentence containing these words: {concepts}", "{target}"),
+        ("Compose one everyday sentence built around {concepts}.", "{target}"),
+        ("Here are some keywords: {concepts}. Describe a scene that involves them all.", "{target}"),
+        ("Combine the following into one sentence:\n\n{concepts}", "{target}"),
+        ("Keywords: {concepts}\nSentence:", "{target}"),
+        ("List the main words of this sentence, separated by commas:\n\n{target}", "{concepts}"),
+        ("{target}\n\nWhich key terms does this sentence rest on?", "{concepts}"),
+        ("Pull out the central terms of this sentence, one per line:\n\n{target}", "{concepts_newline}"),
+        ("Write one sentence and then list, one per line, the key terms it uses.", "Sentence:\n{target}\n\nKey terms:\n{concepts_newline}"),
+    ],
+    "dart": [
+        ("Facts: {tripleset}\n\nExpress these facts as one sentence.", "{target}"),
+        ("Table rows: {tripleset}\n\nVerbalize them.", "{target}"),
+        ("Write a sentence of about fifteen words covering every fact in: {tripleset}", "{target}"),
+        ("Subject; relation; object: {tripleset}.\n\nState this in plain English", "{target}"),
+        ("Entries: {tripleset}.\n\nTurn the entries into fluent text", "{target}"),
+        ("Put these facts into words: {tripleset}", "{target}"),
+        ("One sentence, please, for [{tripleset}].", "{target}"),
+        ("Mention all of these in one long sentence: {tripleset}", "{target}"),
+        ("\"{target}\"\n\nBreak the sentence above into subject-relation-object facts, one cell per line.", "{tripleset_newline}"),
+        ("Extract the facts of this sentence as triples, one item per line.\n\n{target}\n\n", "{tripleset_newline}"),
+    ],
+    "e2e_nlg": [
+        ("Restaurant record: {meaning_representation}. Describe the place in one sentence.", "{target}"),
+        ("Fields: {meaning_representation}. Put them into a sentence.", "{target}"),
+        ("Entry: {meaning_representation}. Turn this entry into a fluent line.", "{target}"),
+        ("A dining guide lists:\n\n{meaning_representation}. Write the guide's sentence for it.", "{target}"),
+        ("Eatery facts: {meaning_representation}. Mention each of them in prose", "{target}"),
+        ("Slots: {meaning_representation}\n\nVerbalize the slots.", "{target}"),
+        ("Describe a restaurant that matches every field here: {meaning_representation}", "{target}"),
+        ("Write a restaurant review sentence covering: {meaning_representation}", "{target}"),
+        ("Using these attribute-value pairs, say something about the restaurant: {meaning_representation}", "{target}"),
+        ("Turn this restaurant listing into one sentence:\n\n{meaning_representation}", "{target}"),
+    ],
+    "web_nlg_en": [
+        ("{input_string}\n\nExpress these facts in English.", "{target}"),
+        ("Facts: {input_string}\n\nIn plain words: ", "{target}"),
+        ("Knowledge base entries: {input_string}.\n\nVerbalize them", "{target}"),
+        ("Graph edges: {input_string}.\n\nState them as running text", "{target}"),
+        ("Put these facts into prose: {input_string}", "{target}"),
+        ("Describe in one sentence: {input_string}", "{target}"),
+        ("Mention all of these in one long sentence: {input_string}", "{target}"),
+        ("Write about fifteen words covering each fact in: {input_string}", "{target}"),
+        ("Text: {target}\n\nList the facts it states as subject, relation, object.", "{input_string}"),
+        ("Text: {target}\n\nConvert this into knowledge base entries.", "{input_string}"),
+    ],
+    "wiki_lingua_english_en": [
+        ("Boil down this how-to guide:\n\n{source}", "{target}"),
+        ("Give the short version of these instructions:\n{source}", "{target}"),
+        ("Condense the guide below into a few lines.\n\n{source}", "{target}"),
+        ("Tell me in a line what this guide teaches.\n{source}", "{target}"),
+        ("What does the following how-to boil down to?\n{source}", "{target}"),
+        ("In brief, which steps does this guide describe?\n\n{source}", "{target}"),
+        ("Guide: {source}\n\nThe short version:", "{target}"),
+        ("Guide: {source}\nWhat are its steps in a nutshell?", "{target}"),
+        ("Expand this outline into a step-by-step guide:\n\n{target}", "{source}"),
+        ("Write a full how-to guide for: \"{target}\"", "{source}"),
+    ],
+    "multirc": [
+        ("{paragraph}\n\nQ: \"{question}\"\n\nCandidate reply: \"{response}\"\n\nIs the candidate reply right?\n\n{options_}", "{answer}"),
+        ("{paragraph}\n\nQuery: \"{question}\"\n\nProposed reply: \"{response}\"\n\nDoes the text back up this reply?\n\n{options_}", "{answer}"),
+        ("{paragraph}\n\nQ: \"{question}\"\n\nA: \"{response}\"\n\nTrue to the text?\n\n{options_}", "{answer}"),
+        ("Text: {paragraph}\n\nQ: \"{question}\"\n\nA: \"{response}\"\n\nGoing by the text, is A right\n\n{options_}", "{answer}"),
+        ("{paragraph}\n\nWould \"{response}\" be a right reply to \"{question}\", going by the text?\n\n{options_}", "{answer}"),
+        ("{paragraph}\n\nThe text implies that \"{response}\" is a valid reply to \"{question}\". Agree?\n\n{options_}", "{answer}"),
+        ("{paragraph}\n\nGrade this reply to \"{question}\": \"{response}\"\n\n{options_}", "{answer}"),
+        ("{paragraph}\n\nQ: \"{question}\"\n\nA: \"{response}\"\n\nIs A supported?\n{options_}", "{answer}"),
+        ("{paragraph}\nWhat would a reader of this text want to know?", "{question}"),
+        ("{paragraph}\nPose a question whose reply needs more than one sentence of the text.", "{question}"),
+    ],
+    "cb": [
+        ("{premise}\n\nGiven this, is it true that \"{hypothesis}\"?\n\n{options_}", "{answer}"),
+        ("{premise}\n\nGoing by the dialogue, is the following statement true?\n{hypothesis}\n\n{options_}", "{answer}"),
+        ("{premise}\n\nFollowing the speaker, should we accept this?\n{hypothesis}\n\n{options_}", "{answer}"),
+        ("{premise}\nWhat does the speaker commit to? Is this among it?\n{hypothesis}\n\n{options_}", "{answer}"),
+        ("{premise}\nDoes the speaker believe the following?\n{hypothesis}\n\n{options_}", "{answer}"),
+        ("Judge the claim against the passage.\n\n{premise}\n\nClaim: {hypothesis}\n{options_}", "{answer}"),
+        ("Passage:\n\n{premise}\n\nStatement: {hypothesis}\nBacked up, contradicted, or neither?\n{options_}", "{answer}"),
+        ("From what was said, how should the claim below be judged?\n\nSaid:\n\n{premise}\n\nClaim: {hypothesis}\n{options_}", "{answer}"),
+        ("Is the statement true, given the text after it?\n{hypothesis}\n\n{premise}\n{options_}", "{answer}"),
+        ("Make up a short exchange and a claim about what a speaker believes.", "Exchange: {premise}\n\nClaim: {hypothesis}"),
+    ],
+    "cola": [
+        ("Sentence: \"{sentence}\"\nIs this well-formed English?\n\n{options_}", "{answer}"),
+        ("{sentence}\n\nGrammatical or not?\n{options_}", "{answer}"),
+        ("Example: \"{sentence}\"\nWould a native speaker accept this as a proper sentence?\n\n{options_}", "{answer}"),
+        ("Check the grammar: \"{sentence}\"\nVerdict?\n\n{options_}", "{answer}"),
+        ("Acceptability judgement.\n{sentence}\n{options_}", "{answer}"),
+        ("A syntax textbook marks ungrammatical examples with a star. Would this one get a star?\n\n{sentence}\n{options_}", "{answer}"),
+        ("Can this be said in English as written?\n\n{sentence}\n{options_}", "{answer}"),
+        ("Rate the grammatical acceptability of this string of words.\n\n{sentence}\n{options_}", "{answer}"),
+        ("Give an English example sentence that a grammarian would call {answer}", "{sentence}"),
+        ("Write a short sentence whose grammar is {answer}", "{sentence}"),
+    ],
+    "sst2": [
+        ("Snippet:\n{sentence}\nWhich way does this snippet lean?\n{options_}", "{answer}"),
+        ("Critic's phrase: {sentence}\nApproving or disapproving?\n{options_}", "{answer}"),
+        ("Excerpt from a film critique: {sentence}\nDoes the critic like the film, judging by this?\n\n{options_}", "{answer}"),
+        ("\"{sentence}\"\nPolarity of this phrase?\n\n{options_}", "{answer}"),
+        ("Label the tone of this phrase.\n{sentence}\n{options_}", "{answer}"),
+        ("Phrase from a film critique:\n{sentence}\n{options_}", "{answer}"),
+        ("Praise or criticism?\n\n{sentence}\n{options_}", "{answer}"),
+        ("Does this bit of a critique speak well or badly of the film?\n\n{sentence}\n{options_}", "{answer}"),
+        ("Give a short {answer} phrase about a film.", "{sentence}"),
+        ("Compose a one-line film verdict that is {answer} in tone.", "{sentence}"),
+    ],
+    "mnli": [
+        ("Claim A: {premise}\n\nClaim B: {hypothesis}\n\nIf A holds, must B hold too?\n\n{options_}", "{answer}"),
+        ("Context: {premise}\nStatement: {hypothesis}\nCan the statement be inferred?\n{options_}", "{answer}"),
+        ("Given the following:\n{premise}\n\nand this claim:\n{hypothesis}\n\nDoes accepting the first oblige us to accept the second?\n{options_}", "{answer}"),
+        ("First: {premise}\n\nSecond: {hypothesis}\nDoes the first commit us to the second?\n\n{options_}", "{answer}"),
+        ("First: {premise}\n\nSecond: {hypothesis}\n\nAssuming the first, what about the second?\n{options_}", "{answer}"),
+        ("Taking \"{premise}\" as a fact, what is the status of \"{hypothesis}\"?\n\n{options_}", "{answer}"),
+        ("Suppose \"{premise}\" What follows for the claim \"{hypothesis}\"?\n\n{options_}", "{answer}"),
+        ("Starting point:\n\"{premise}\" Would you then accept \"{hypothesis}\"?\n{options_}", "{answer}"),
+        ("Granting that {premise}, must it be that \"{hypothesis}\"?\n{options_}", "{answer}"),
+        ("{premise}\n\nWould that mean \"{hypothesis}\"?\n{options_}", "{answer}"),
+    ],
+    "qnli": [
+        ("Is the information asked for by \"{question}\" found in the sentence \"{sentence}\"\n\n{options_}", "{answer}"),
+        ("Candidate sentence: \"{sentence}\" Query: \"{question}\" Does the sentence resolve the query?\n{options_}", "{answer}"),
+        ("Would \"{sentence}\" settle the query \"{question}\"\n{options_}", "{answer}"),
+        ("Can someone asking {question} find what they need in \"{sentence}\"\n{options_}", "{answer}"),
+        ("Query: \"{question}\" Passage sentence: \"{sentence}\" Relevant reply?\n{options_}", "{answer}"),
+        ("Q: {question}\n Sentence: {sentence}\n Is Q resolved by the sentence\n\n{options_}", "{answer}"),
+        ("Query: {question}\nCandidate: {sentence}\n Does the candidate supply what the query seeks?\n\n{options_}", "{answer}"),
+        ("Query: {question}\n\nWould {sentence} serve as its reply?\n\n{options_}", "{answer}"),
+        ("Query: {question}\n\nDoes \"{sentence}\" hold the reply?\n\n{options_}", "{answer}"),
+        ("Pose a question that has a factual, checkable reply.", "{question}"),
+    ],
+    "wnli": [
+        ("Given \"{sentence1}\", is \"{sentence2}\" then the case\n{options_}", "{answer}"),
+        ("Accepting \"{sentence1}\", must we also accept \"{sentence2}\"\n{options_}", "{answer}"),
+        ("Text: \"{sentence1}\" Reading: \"{sentence2}\" Is the reading right?\n\n{options_}", "{answer}"),
+        ("Take this as true: \"{sentence1}\"\n\nWould \"{sentence2}\" then hold as well?\n\n{options_}", "{answer}"),
+        ("We know that \"{sentence1}\"\n\nSo is it right that \"{sentence2}\"?\n\n{options_}", "{answer}"),
+        ("Is \"{sentence2}\" a fair reading of \"{sentence1}\"?\n\n{options_}", "{answer}"),
+        ("With \"{sentence1}\" as given, should one agree with \"{sentence2}\"?\n\n{options_}", "{answer}"),
+        ("Does \"{sentence2}\" follow once we know \"{sentence1}\"?\n\n{options_}", "{answer}"),
+        ("\"{sentence2}\" -- right or wrong, given \"{sentence1}\"?\n\n{options_}", "{answer}"),
+        ("Original: \"{sentence1}\"\n\n Paraphrase with a pronoun resolved: \"{sentence2}\"\n\nIs the paraphrase faithful?\n\n{options_}", "{answer}"),
+    ],
+    "snli": [
+        ("Photo caption: \"{premise}\". Is \"{hypothesis}\" then true?\n\n{options_}", "{answer}"),
+        ("Caption: \"{premise}\". Does \"{hypothesis}\" describe the same picture?\n\n{options_}", "{answer}"),
+        ("Given the scene \"{premise}\", would \"{hypothesis}\" be accurate?\n\n{options_}", "{answer}"),
+        ("The image shows: \"{premise}\". Must \"{hypothesis}\" hold as well?\n\n{options_}", "{answer}"),
+        ("Scene: {premise}\n\nClaim: {hypothesis}\n\nCan the claim be read off the scene?\n\n{options_}", "{answer}"),
+        ("Scene: {premise}\n\nClaim: {hypothesis}\n\nTrue, false, or unknown from the scene?\n\n{options_}", "{answer}"),
+        ("Description one: \"{premise}\"\n\nDescription two: \"{hypothesis}\"\n\nDoes one guarantee two?\n\n{options_}", "{answer}"),
+        ("Knowing only \"{hypothesis}\", could we tell that \"{premise}\"?\n\n{options_}", "{answer}"),
+        ("Is \"{premise}\" guaranteed when \"{hypothesis}\" is the case?\n\n{options_}", "{answer}"),
+        ("Describe a simple scene in a few words.", "{hypothesis}"),
+    ],
+    "trec": [
+        ("Which kind of reply does \"{text}\" call for?\n\n{options_}", "{answer}"),
+        ("Classify the query \"{text}\" by the type of its reply.\n\n{options_}", "{answer}"),
+        ("Someone asks \"{text}\". Is the reply a person, a place, a number, a thing, a definition, or a short form?\n\n{options_}", "{answer}"),
+        ("Sort the query \"{text}\" by what it seeks: a person, a place, a number, a thing, a definition or an expansion of a short form.\n\n{options_}", "{answer}"),
+        ("Category of \"{text}\"?\n\n{options_}", "{answer}"),
+        ("Pick the reply type of the query \"{text}\" from the list.\n\n{options_}", "{answer}"),
+        ("{text}\n\nType of reply sought:\n\n{options_}", "{answer}"),
+        ("Query: {text}\n\nDoes its reply name a person, a place, a number, a thing, a definition, or the long form of an abbreviation?\n\n{options_}", "{answer}"),
+        ("Q: {text}\n\nIts reply type is one of these:\n\n{options_}", "{answer}"),
+        ("Pose a question to me.", "{text}"),
+    ],
+    "stsb": [
+        ("{sentence1}\n{sentence2}\n\nScore the overlap in meaning between these, 0 (none) to 5 (identical meaning).\n\n{options_}", "{answer_str}"),
+        ("{sentence1}\n{sentence2}\n\nGive a closeness grade from 0 (unrelated) up to 5 (same meaning) for the pair.\n\n{options_}", "{answer_str}"),
+        ("A: {sentence1}\n\n B: {sentence2}\n\nSemantic closeness of A and B, 0 = unrelated, 5 = equivalent?\n\n{options_}", "{answer_str}"),
+        ("Grade the pair below for closeness of meaning.\n\n{sentence1}\n{sentence2}\n\nUse 0 for unrelated and 5 for equivalent.\n\n{options_}", "{answer_str}"),
+        ("Score this pair for closeness of meaning.\n\n{sentence1}\n{sentence2}\n\n0 means unrelated, 5 means equivalent.\n\n{options_}", "{answer_str}"),
+        ("Using 0 for unrelated and 5 for equivalent, grade the semantic closeness:\n\n{sentence1}\n{sentence2}\n\n{options_}", "{answer_str}"),
+        ("Closeness of \"{sentence1}\" and \"{sentence2}\", from 0 (unrelated) to 5 (equivalent)?\n\n{options_}", "{answer_str}"),
+        ("Semantic textual similarity, 0 (unrelated) to 5 (equivalent):\n\n{sentence1}\n{sentence2}\n\n{options_}", "{answer_str}"),
+        ("{sentence1}\n\nWrite a sentence whose closeness in meaning to the one above scores {answer_str} on a 0-5 scale.", "{sentence2}"),
+        ("{sentence2}\n\nCompose a sentence that a rater would score {answer_str} out of 5 for closeness to the line above.", "{sentence1}"),
+    ],
+    "hellaswag": [
+        ("Which continuation is most sensible?\n\n{context}\n{options_}", "{answer}"),
+        ("Pick the sentence that carries this paragraph on:\n\n{context}\n\n{options_}", "{answer}"),
+        ("Choose the way this goes on.\n\n{context}\n\n{options_}", "{answer}"),
+        ("Common sense check. Select the continuation:\n\n{context}\n\n{options_}", "{answer}"),
+        ("Select what comes after this description:\n\n{context}\n\n{options_}", "{answer}"),
+        ("Which option completes the scene?\n\n{context}\n\n{options_}", "{answer}"),
+        ("What would realistically come next?\n\n{context}\n\n{options_}", "{answer}"),
+        ("And then?\n\n{context}\n\n{options_}", "{answer}"),
+        ("Choose the continuation a person would expect.\n\n{context}\n\n{options_}", "{answer}"),
+        ("Carry on the description below with one of the options.\n\n{context}\n\n{options_}", "{answer}"),
+    ],
+    "piqa": [
+        ("Task: {goal}\n\nWhich method works?\n\n{options_}", "{answer}"),
+        ("Task: {goal}\n\nWhich of these approaches would a practical person pick?\n\n{options_}", "{answer}"),
+        ("Aim: {goal}\n\nChoose the more workable procedure.\n\n{options_}", "{answer}"),
+        ("Aim: {goal}\n\nWhich solution respects how physical objects behave?\n\n{options_}", "{answer}"),
+        ("Practical question: {goal}\n\n{options_}", "{answer}"),
+        ("Best method to {goal}\n\n{options_}", "{answer}"),
+        ("Select the better procedure for the task below:\n{goal}\n\n{options_}", "{answer}"),
+        ("Everyday physics. To get this done, what should one do?\n{goal}\n\n{options_}", "{answer}"),
+        ("Name an everyday task that needs some knowledge of how objects behave.", "{goal}"),
+        ("Suggest a practical task that tests physical common sense.", "{goal}"),
+    ],
+    "openbookqa": [
+        ("{fact}\n{question}\n\n{options_}", "{answer}"),
+        ("Science fact: \"{fact}\"\n\nUse it for this item: \"{question}\"\n\n{options_}", "{answer}"),
+        ("With \"{fact}\" in mind, choose how to complete \"{question}\"\n\n{options_}", "{answer}"),
+        ("Since \"{fact}\", which option fits \"{question}\"\n\n{options_}", "{answer}"),
+        ("Apply the principle that {fact} to this item: \"{question}\"\n\n{options_}", "{answer}"),
+        ("Principle: {fact}\nItem: {question}\n\nChoice?\n\n{options_}", "{answer}"),
+        ("Reason from this science fact: {fact}\n\n{question}\n\n{options_}", "{answer}"),
+        ("Which science fact would settle this item: \"{question}\"", "{fact}"),
+        ("Tell me a basic science fact.", "{fact}"),
+        ("State one elementary fact about the natural world.", "{fact}"),
+    ],
 }

@@ -47,6 +47,7 @@ from flan_jax import vocabularies
 from flan_jax.templates import Template
 from tasks.flan import clusters as clusters_lib
 from tasks.flan import mixtures as mixtures_lib
+from tasks.flan import patterns as patterns_lib
 from tasks.flan.datasets import DATASETS, DatasetSpec
 from tasks.flan.mixtures import ABLATIONS, NUM_TEMPLATES_LIST, SHOTS  # noqa: F401
 
@@ -246,10 +247,17 @@ def with_dialog_prompt(templates: Sequence[Template]) -> list[Template]:
     return [Template(DIALOG_PREFIX + t.input + DIALOG_SUFFIX, t.target) for t in templates]
 
 
+# What FLAN's `_no_options` scoring removes from an input: the rendered choices, and
+# ReCoRD's choices, which its examples carry as one prepared string.
+OPTIONS_SLOTS = ("{" + templates_lib.OPTIONS_SLOT + "}", "{options_str}")
+
+
 def without_options(template: Template) -> Template:
-    """The template with its `{options_}` slot removed (FLAN's `_no_options` scoring)."""
-    slot = "{" + templates_lib.OPTIONS_SLOT + "}"
-    return Template(template.input.replace(slot, "").strip(), template.target)
+    """The template with its choices removed (FLAN's `_no_options` scoring)."""
+    text = template.input
+    for slot in OPTIONS_SLOTS:
+        text = text.replace(slot, "")
+    return Template(text.strip(), template.target)
 
 
 def register_dataset_tasks(
@@ -345,20 +353,42 @@ def register_flan_dataset(dataset: str, templates: Sequence[Template],
     return names
 
 
+def datasets_of_patterns(patterns: Mapping[str, Sequence[tuple[str, str]]],
+                         datasets: Mapping[str, DatasetSpec] = DATASETS) -> dict[str, str]:
+    """Dataset -> its PATTERNS key, for the datasets of `datasets` that `patterns` templates.
+
+    Keys are FLAN's template-group keys (patterns.pattern_name): "mnli" templates both
+    MNLI datasets, "anli" the three ANLI rounds. A dataset whose key is absent is left out.
+
+    Raises:
+      ValueError: a key that is no dataset's key (names the key and the keys known).
+    """
+    keys = {dataset: patterns_lib.pattern_name(dataset) for dataset in datasets}
+    unknown = sorted(set(patterns) - set(keys.values()))
+    if unknown:
+        grouped = {k: patterns_lib.pattern_name(k) for k in unknown
+                   if patterns_lib.pattern_name(k) != k}
+        hint = "".join(f" {dataset!r} is templated by the group key {key!r}." for dataset, key
+                       in grouped.items())
+        raise ValueError(
+            f"PATTERNS key(s) {unknown} template no dataset with a spec.{hint} Keys are FLAN's "
+            f"template-group keys; known: {sorted(set(keys.values()))}. Rename the key, or add "
+            f"a DatasetSpec for it to the datasets passed in.")
+    return {dataset: key for dataset, key in keys.items() if key in patterns}
+
+
 def register_from_patterns(patterns: Mapping[str, Sequence[tuple[str, str]]],
                            datasets: Mapping[str, DatasetSpec] = DATASETS,
                            dialog_prompt: bool = False) -> list[str]:
-    """Registers datasets from a PATTERNS dict in FLAN's format (our keys and field names).
+    """Registers datasets from a PATTERNS dict shaped like FLAN's (its keys and field names).
 
-    Keys must name specs in `datasets`; returns the registered task names.
+    Every dataset of `datasets` whose key (`datasets_of_patterns`) is in `patterns` gets
+    that list's templates; returns the registered task names.
     """
-    unknown = sorted(set(patterns) - set(datasets))
-    if unknown:
-        raise ValueError(f"PATTERNS names datasets without a spec: {unknown}; "
-                         f"known: {sorted(datasets)}")
+    loaded = templates_lib.load_patterns(patterns)
     names = []
-    for dataset, templates in templates_lib.load_patterns(patterns).items():
-        names += register_flan_dataset(dataset, templates, datasets[dataset], dialog_prompt)
+    for dataset, key in datasets_of_patterns(patterns, datasets).items():
+        names += register_flan_dataset(dataset, loaded[key], datasets[dataset], dialog_prompt)
     return names
 
 

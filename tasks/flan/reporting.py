@@ -16,14 +16,17 @@ from __future__ import annotations
 import seqio
 
 from flan_jax import data
+from flan_jax.templates import Template
 from tasks.flan import clusters as clusters_lib
 from tasks.flan import registration
 
 FLAN_REPORTING_SPLIT = "test"
 OTHER_SPLIT = "validation"
-# Clusters whose every template asks for the answer: translation templates run both
-# directions, and both are translations FLAN reports.
-NOTHING_TURNED_AROUND = frozenset({"translation"})
+# Translation templates run both directions, and both are translations FLAN reports: there a
+# template asks for the answer when its target is one side of the pair and its input holds
+# the other (not, e.g., "Write a sentence in {lang1}." or naming the language).
+TRANSLATION_CLUSTER = "translation"
+OTHER_SIDE = {"{sent1}": "{sent2}", "{sent2}": "{sent1}"}
 
 
 def eval_split(mixture_or_task_name: str) -> str:
@@ -48,12 +51,20 @@ def eval_clusters(paper_clusters: bool = False) -> dict[str, tuple[str, ...]]:
 
 
 def turned_around(dataset: str) -> tuple[int, ...]:
-    """Indices of `dataset`'s registered templates whose target is not template 0's (FLAN's
-    first template of every dataset asks for the answer; turned-around ones ask for an input)."""
-    if dataset in set().union(*(clusters_lib.CLUSTERS[c] for c in NOTHING_TURNED_AROUND)):
-        return ()
+    """Indices of `dataset`'s registered templates that do not ask for the answer.
+
+    FLAN's first template of every dataset asks for the answer, so a template whose target
+    differs from template 0's is turned around (it asks for an input); translation
+    templates are judged by `OTHER_SIDE`.
+    """
     templates = registration.REGISTERED[dataset].templates
-    return tuple(i for i, t in enumerate(templates) if t.target != templates[0].target)
+    if dataset in clusters_lib.CLUSTERS[TRANSLATION_CLUSTER]:
+        def asks_for_answer(t: Template) -> bool:
+            return t.target in OTHER_SIDE and OTHER_SIDE[t.target] in t.input
+    else:
+        def asks_for_answer(t: Template) -> bool:
+            return t.target == templates[0].target
+    return tuple(i for i, t in enumerate(templates) if not asks_for_answer(t))
 
 
 def excluded_templates() -> dict[str, tuple[int, ...]]:
