@@ -85,6 +85,19 @@ def test_a_checkpoint_from_before_pipeline_files_resumes_bit_exactly_by_replay(
     assert REPLAY_MESSAGE in caplog.text
 
 
+def test_without_save_dataset_a_checkpoint_holds_the_count_and_resume_replays(
+        runs, tmp_path, caplog):
+    straight, split = runs[0], tmp_path / "split"
+    train.train(**tiny.train_kwargs(split, steps=3, save_every=3, checkpoint=(
+        checkpointing.CheckpointConfig(save_every_steps=3, keep=None, save_dataset=False))))
+    item = split / "checkpoints" / "3" / "data"
+    assert not [n for n in os.listdir(item) if n.startswith("process_")]  # no pipeline state
+    assert (item / "metadata").exists()
+    with caplog.at_level(logging.INFO):
+        _resume_to_6_and_compare(straight, split)
+    assert REPLAY_MESSAGE in caplog.text
+
+
 def test_one_device_and_eight_sharded_devices_agree(tmp_path):
     """1 device vs 8 fake devices with num_partitions=2, with and without FSDP."""
     script = (
