@@ -36,7 +36,7 @@ def _packed_batch(rows: int = 4) -> dict[str, jax.Array]:
 
 @pytest.fixture(scope="module")
 def batch():
-    return _packed_batch()
+    return _packed_batch(rows=2)
 
 
 def _init(cfg: t5.T5Config, seed: int = 0) -> dict:
@@ -113,9 +113,8 @@ def test_scanned_logits_equal_unscanned(batch, variant):
     np.testing.assert_allclose(scanned, looped, atol=ATOL)
 
 
-@pytest.mark.parametrize("remat_policy", ["full", "dots"])
-def test_scanned_remat_logits_and_grads_equal_unscanned(batch, remat_policy):
-    cfg = tiny.model_config(num_encoder_layers=2, num_decoder_layers=2)
+def test_scanned_remat_logits_and_grads_equal_unscanned(batch):
+    cfg = tiny.model_config()
     params = _init(cfg)
     inputs = _model_inputs(batch)
 
@@ -128,12 +127,14 @@ def test_scanned_remat_logits_and_grads_equal_unscanned(batch, remat_policy):
         return jax.grad(loss, has_aux=True)(params)
 
     grads, logits = logits_and_grads(cfg, params)
-    scan_cfg = dataclasses.replace(cfg, scan_layers=True, remat_policy=remat_policy)
-    scan_grads, scan_logits = logits_and_grads(scan_cfg, _scanned(params))
-    np.testing.assert_allclose(scan_logits, logits, atol=ATOL)
     expected = layers.to_scanned(checkpointing.flatten(grads))
-    for name, grad in checkpointing.flatten(scan_grads).items():
-        np.testing.assert_allclose(grad, expected[name], atol=1e-4, err_msg=name)
+    for remat_policy in ("full", "dots"):
+        scan_cfg = dataclasses.replace(cfg, scan_layers=True, remat_policy=remat_policy)
+        scan_grads, scan_logits = logits_and_grads(scan_cfg, _scanned(params))
+        np.testing.assert_allclose(scan_logits, logits, atol=ATOL)
+        for name, grad in checkpointing.flatten(scan_grads).items():
+            np.testing.assert_allclose(grad, expected[name], atol=1e-4,
+                                       err_msg=f"{remat_policy}: {name}")
 
 
 def test_train_steps_equal_unscanned_with_packing(batch):
@@ -192,9 +193,10 @@ def test_too_deep_scanned_stack_for_adafactor_is_refused():
         tx.init(params)
 
 
-@pytest.mark.parametrize("relpos_per_layer", [False, True])
-def test_cached_decoding_equals_unscanned(relpos_per_layer):
-    """Greedy and beam search over the KV cache (stacked on the layers axis when scanned)."""
+@pytest.mark.parametrize("relpos_per_layer,method", [(False, "beam"), (True, "greedy")])
+def test_cached_decoding_equals_unscanned(relpos_per_layer, method):
+    """Decoding over the KV cache (stacked on the layers axis when scanned); beam search
+    also reorders the cache's rows."""
     cfg = tiny.model_config(relpos_per_layer=relpos_per_layer)
     params = _init(cfg, seed=1)
     tokens = jnp.asarray(np.random.default_rng(0).integers(2, 300, (2, 9)), jnp.int32)
@@ -203,17 +205,13 @@ def test_cached_decoding_equals_unscanned(relpos_per_layer):
     for scan in (False, True):
         model = t5.Transformer(dataclasses.replace(cfg, scan_layers=scan))
         p = _scanned(params) if scan else params
-        for method in ("greedy", "beam"):
-            config = decoding.DecodingConfig(method=method, max_decode_length=6, num_beams=3)
-            outputs[scan, method] = jax.jit(
-                lambda p, t, model=model, config=config: decoding.generate(
-                    model, p, t, config, eos_id=1))(p, tokens)
-    for method in ("greedy", "beam"):
-        seqs, scores = outputs[False, method]
-        scan_seqs, scan_scores = outputs[True, method]
-        assert int((seqs > 0).sum()) >= 6, "decoding should produce tokens"
-        np.testing.assert_array_equal(scan_seqs, seqs)
-        np.testing.assert_allclose(scan_scores, scores, rtol=1e-5)
+        config = decoding.DecodingConfig(method=method, max_decode_length=6, num_beams=3)
+        outputs[scan] = jax.jit(lambda p, t, model=model, config=config: decoding.generate(
+            model, p, t, config, eos_id=1))(p, tokens)
+    (seqs, scores), (scan_seqs, scan_scores) = outputs[False], outputs[True]
+    assert int((seqs > 0).sum()) >= 6, "decoding should produce tokens"
+    np.testing.assert_array_equal(scan_seqs, seqs)
+    np.testing.assert_allclose(scan_scores, scores, rtol=1e-5)
 
 
 @pytest.mark.parametrize("kind", ["numpy", "jax"])
@@ -255,12 +253,17 @@ def test_checkpoint_of_either_layout_restores_into_the_other(tmp_path, saved_sca
     with mesh, nn.logical_axis_rules(rules):
         abstract, shardings = partitioning.param_layout(
             checkpointing.abstract_params(model), mesh, rules)
-        restored = checkpointing.load_initial_params(str(tmp_path), abstract)
+        initial = checkpointing.load_initial_params(str(tmp_path), abstract)
+    # ... and what evaluation and inference restore (restore_params).
+    for_eval = checkpointing.restore_params(str(tmp_path), model, mesh, rules).params
     expected = layers.to_layout(checkpointing.flatten(params), not saved_scanned)
     flat_shardings = checkpointing.flatten(shardings)
-    for name, value in checkpointing.flatten(restored).items():
-        np.testing.assert_array_equal(value, expected[name], err_msg=name)
-        assert value.sharding.is_equivalent_to(flat_shardings[name], value.ndim), name
+    for restored in (initial, for_eval):
+        flat = checkpointing.flatten(restored)
+        assert sorted(flat) == sorted(expected)
+        for name, value in flat.items():
+            np.testing.assert_array_equal(value, expected[name], err_msg=name)
+            assert value.sharding.is_equivalent_to(flat_shardings[name], value.ndim), name
     loaded, _ = checkpointing.load_params(str(tmp_path))
     assert sorted(loaded) == sorted(checkpointing.flatten(params))
     for name, value in checkpointing.flatten(params).items():
@@ -272,3 +275,33 @@ def test_config_flags_are_validated():
         tiny.model_config(scan_layers="yes")
     with pytest.raises(ValueError, match="T5Config.relpos_per_layer must be True or False"):
         tiny.model_config(relpos_per_layer=1)
+
+
+def test_hugging_face_export_of_a_scanned_run_equals_the_unscanned_one(tmp_path):
+    from flan_jax.convert import hf
+    params = _init(tiny.model_config(), seed=4)
+    for name, tree in (("looped", params), ("scanned", _scanned(params))):
+        checkpointing.save_params(str(tmp_path / name), tree)
+        hf.to_hf(str(tmp_path / name), str(tmp_path / f"{name}_hf"))
+    for file in ("config.json", "model.safetensors"):
+        assert ((tmp_path / "scanned_hf" / file).read_bytes()
+                == (tmp_path / "looped_hf" / file).read_bytes()), file
+
+
+def test_resuming_a_run_in_the_other_layout_is_refused_with_the_way_out(tmp_path):
+    cfg = tiny.model_config()
+    tx = optim.make_optimizer(optim.OptimizerConfig())
+    params = _init(cfg)
+    state = trainer.TrainState(step=jnp.zeros((), jnp.int32), params=params,
+                               opt_state=tx.init(params))
+    checkpointer = checkpointing.Checkpointer(str(tmp_path), checkpointing.CheckpointConfig(
+        async_save=False))
+    checkpointer.save(1, state, {"position": 0})
+    scanned = _scanned(params)
+    abstract = jax.eval_shape(lambda: trainer.TrainState(
+        step=jnp.zeros((), jnp.int32), params=scanned, opt_state=tx.init(scanned)))
+    with pytest.raises(checkpointing.ShapeMismatchError,
+                       match=r"scan_layers=False, but the model now has scan_layers=True.*"
+                             r"INITIAL_CHECKPOINT_PATH"):
+        checkpointer.restore(1, abstract)
+    checkpointer.close()
