@@ -51,6 +51,7 @@ import orbax.checkpoint as ocp
 from etils import epath
 
 from flan_jax import partitioning, peft
+from flan_jax.convert import layers
 from flan_jax.models import t5
 
 T = TypeVar("T")
@@ -405,8 +406,10 @@ class Checkpointer:
             if "params" not in state_metadata:
                 raise DamagedCheckpointError(f"{where} cannot be read (its state item has no "
                                              "params)")
-            check_shapes(flat_shapes(state_metadata["params"]),
-                         flat_shapes(abstract_state.params), f"{where} (step {step})", _RUN_FIX)
+            found = flat_shapes(state_metadata["params"])
+            _check_same_layout(found, flat_shapes(abstract_state.params), where)
+            check_shapes(found, flat_shapes(abstract_state.params), f"{where} (step {step})",
+                         _RUN_FIX)
             self._check_resumable(step, state_metadata)
             restored = self._manager.restore(step, args=ocp.args.Composite(**{
                 STATE_ITEM: ocp.args.StandardRestore(abstract_state),
@@ -454,6 +457,18 @@ class Checkpointer:
         self._manager.close()
 
 
+def _check_same_layout(found: Mapping[str, Any], wanted: Mapping[str, Any], where: str
+                       ) -> None:
+    """A run resumes in the layer layout it was trained in (its optimizer state has it too)."""
+    if layers.is_scanned(found) != layers.is_scanned(wanted):
+        raise ShapeMismatchError(
+            f"{where} was written with T5Config.scan_layers={layers.is_scanned(found)}, but "
+            f"the model now has scan_layers={layers.is_scanned(wanted)}. A run resumes in the "
+            "layout it was trained in: set SCAN_LAYERS back, or start a new MODEL_DIR with "
+            "INITIAL_CHECKPOINT_PATH pointing at this run (its params are converted to the "
+            "new layout when loaded; the optimizer starts afresh). Nothing was changed on disk.")
+
+
 def _sync_processes(name: str) -> None:
     if jax.process_count() > 1:
         from jax.experimental import multihost_utils
@@ -490,7 +505,10 @@ def read_param_tree(item_dir: str, roots: Sequence[Sequence[str]] = (("params",)
         e.g. ("params",) for flan_jax, ("target",) or ("optimizer", "target") for T5X.
       abstract: the subtree as ShapeDtypeStructs carrying shardings: the shapes are checked
         against the checkpoint and the arrays restored into those shardings. None restores
-        every leaf as a host numpy array in its stored dtype.
+        every leaf as a host numpy array in its stored dtype. A checkpoint in the other
+        layer layout (scanned vs unscanned, flan_jax/convert/layers.py) is converted into
+        abstract's layout: a model with T5Config.scan_layers loads unscanned checkpoints
+        (converted ones, earlier runs) and the other way round.
 
     Raises DamagedCheckpointError when item_dir cannot be read, ShapeMismatchError when
     `abstract` does not fit, and ValueError when no root is present.
@@ -515,6 +533,8 @@ def _read_subtree(handler: ocp.PyTreeCheckpointHandler, item_dir: epath.Path,
         raise ValueError(f"{item_dir} holds no "
                          f"{' or '.join(repr('/'.join(r)) for r in roots)} tree (found "
                          f"{found}); not a checkpoint of the expected kind.")
+    found_scanned = layers.is_scanned(flatten(subtree))
+    wanted = abstract
     if abstract is None:
         leaves = flatten(subtree)
         abstract = unflatten({name: jax.ShapeDtypeStruct(tuple(m.shape), np.dtype(m.dtype))
@@ -522,6 +542,9 @@ def _read_subtree(handler: ocp.PyTreeCheckpointHandler, item_dir: epath.Path,
         restore_args = unflatten({name: ocp.RestoreArgs(restore_type=np.ndarray)
                                   for name in leaves})
     else:
+        # A checkpoint of the other layer layout (T5Config.scan_layers) is restored as
+        # stored, each array straight into its shards, then moved on device (exact copies).
+        abstract = unflatten(layers.to_layout(flatten(wanted), found_scanned))
         check_shapes(flat_shapes(subtree), flat_shapes(abstract), item_dir, _PATH_FIX)
         restore_args = ocp.checkpoint_utils.construct_restore_args(abstract)
     with _reading(where):
@@ -530,7 +553,17 @@ def _read_subtree(handler: ocp.PyTreeCheckpointHandler, item_dir: epath.Path,
             partial_restore=True))
     for key in root:
         restored = restored[key]
+    if wanted is not None and layers.is_scanned(flatten(wanted)) != found_scanned:
+        restored = _to_layout_on_device(restored, wanted)
     return restored
+
+
+def _to_layout_on_device(params: Any, wanted: Any) -> Any:
+    """params in the other layer layout -> the layout and shardings of `wanted`."""
+    scanned = layers.is_scanned(flatten(wanted))
+    convert = lambda tree: unflatten(layers.to_layout(flatten(tree), scanned))
+    shardings = jax.tree.map(lambda leaf: leaf.sharding, wanted)
+    return jax.jit(convert, out_shardings=shardings)(params)
 
 
 def _find_root(tree: Any, roots: Sequence[Sequence[str]]) -> tuple[tuple[str, ...] | None, Any]:
@@ -611,12 +644,14 @@ def load_params(path: str) -> tuple[dict[str, np.ndarray], str]:
     """A flan_jax checkpoint's params as {"a/b/c": float32 numpy array}, and its step dir.
 
     `path` may be a converted OUT_DIR, a run's MODEL_DIR, its checkpoints/ directory or one
-    step directory. Peak memory: one copy of the params.
+    step directory. The params come in the unscanned layout ('encoder/layers_0/...', what
+    exports name), whichever layout the checkpoint has. Peak memory: one copy of the params.
     """
     params, directory, step = read_newest(
         path, lambda step_dir: read_param_tree(os.path.join(step_dir, STATE_ITEM)),
         macro="checkpoint")
-    return ({name: np.asarray(array, np.float32) for name, array in flatten(params).items()},
+    flat = layers.to_unscanned(flatten(params))
+    return ({name: np.asarray(array, np.float32) for name, array in flat.items()},
             f"{directory}/{step}")
 
 

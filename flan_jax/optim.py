@@ -2,15 +2,24 @@
 
 T5X fine-tunes T5 with Adafactor: second-moment estimates factored over the two largest
 dimensions of each matrix, decay rate 0.8, update clipping at RMS 1.0, updates scaled by the
-parameter's RMS, no momentum. optax.adafactor implements exactly that algorithm; this module
-only fixes its settings and adds T5X's schedule names.
+parameter's RMS, no momentum. This module builds optax.adafactor's chain with T5X's settings
+and schedule names, with one change for scanned layers (T5Config.scan_layers): a scanned
+parameter holds every layer of a stack in one array, and its update clipping and parameter
+scale are taken per layer, as T5X's Adafactor does, so a scanned model trains exactly like
+the unscanned one. (The factored second moments are per layer already: the layer axis sits
+between the two wide axes that Adafactor factors over.) Unscanned parameters get exactly
+optax.adafactor's computation.
 """
 from __future__ import annotations
 
 import dataclasses
 
+import jax
 import jax.numpy as jnp
 import optax
+from optax._src import numerics
+
+from flan_jax.models import t5
 
 SCHEDULES = ("constant", "warmup", "rsqrt")
 
@@ -63,11 +72,82 @@ def make_schedule(config: OptimizerConfig) -> optax.Schedule:
 
 
 def make_optimizer(config: OptimizerConfig) -> optax.GradientTransformation:
-    return optax.adafactor(
-        learning_rate=make_schedule(config),
-        min_dim_size_to_factor=config.min_dim_size_to_factor,
-        decay_rate=config.decay_rate,
-        clipping_threshold=config.clipping_threshold,
-        multiply_by_parameter_scale=config.multiply_by_parameter_scale,
-        weight_decay_rate=config.weight_decay_rate,
-    )
+    """optax.adafactor's chain (its order, its state), block RMS taken per scanned layer."""
+    tx = [optax.scale_by_factored_rms(decay_rate=config.decay_rate,
+                                      min_dim_size_to_factor=config.min_dim_size_to_factor)]
+    if config.clipping_threshold is not None:
+        tx.append(_clip_by_layer_rms(config.clipping_threshold))
+    tx.append(optax.scale_by_learning_rate(make_schedule(config), flip_sign=False))
+    if config.multiply_by_parameter_scale:
+        tx.append(_scale_by_param_layer_rms())
+    if config.weight_decay_rate is not None:
+        tx.append(optax.add_decayed_weights(config.weight_decay_rate))
+    tx.append(optax.scale(-1))
+    chain = optax.chain(*tx)
+
+    def init(params):
+        _check_layers_not_factored(params, config.min_dim_size_to_factor)
+        return chain.init(params)
+
+    return optax.GradientTransformation(init, chain.update)
+
+
+def _layer_axis(path) -> int | None:
+    """t5.PARAM_SCAN_AXIS for a scanned layer parameter ('encoder/layers/...'), else None."""
+    keys = tuple(str(k.key) for k in path if isinstance(k, jax.tree_util.DictKey))
+    return t5.PARAM_SCAN_AXIS if t5.is_scanned_layer_param(keys) else None
+
+
+def _rms_per_layer(x: jax.Array, axis: int | None) -> jax.Array:
+    """RMS over the whole array (axis None, exactly optax's), or per index of `axis`."""
+    if axis is None:
+        return jnp.sqrt(jnp.mean(numerics.abs_sq(x)))
+    others = tuple(a for a in range(x.ndim) if a != axis)
+    return jnp.sqrt(jnp.mean(numerics.abs_sq(x), axis=others, keepdims=True))
+
+
+def _clip_by_layer_rms(threshold: float) -> optax.GradientTransformation:
+    """optax.clip_by_block_rms, a scanned parameter's layers clipped one by one."""
+
+    def update(updates, state, params=None):
+        del params
+        clip = lambda path, u: u / jnp.maximum(1.0, _rms_per_layer(u, _layer_axis(path))
+                                               / threshold)
+        return jax.tree_util.tree_map_with_path(clip, updates), state
+
+    return optax.GradientTransformation(optax.init_empty_state, update)
+
+
+def _scale_by_param_layer_rms(min_scale: float = 1e-3) -> optax.GradientTransformation:
+    """optax.scale_by_param_block_rms, a scanned parameter's layers scaled one by one."""
+
+    def update(updates, state, params):
+        if params is None:
+            raise ValueError("Adafactor's parameter scale needs the params: call "
+                             "update(grads, state, params).")
+
+        def scale(path, u, p):
+            axis = _layer_axis(path)
+            if axis is None:
+                return u * numerics.safe_root_mean_squares(p, min_scale)
+            return u * jnp.maximum(_rms_per_layer(p, axis), min_scale)
+
+        return jax.tree_util.tree_map_with_path(scale, updates, params), state
+
+    return optax.GradientTransformation(optax.init_empty_state, update)
+
+
+def _check_layers_not_factored(params, min_dim_size_to_factor: int) -> None:
+    """Refuses a scanned stack so deep that Adafactor would factor its second moments over
+    the layer axis (they would then mix layers)."""
+
+    def check(path, p):
+        axis = _layer_axis(path)
+        if axis is not None and p.ndim > 2 and p.shape[axis] >= min_dim_size_to_factor:
+            raise ValueError(
+                f"A scanned stack has {p.shape[axis]} layers, at least Adafactor's "
+                f"min_dim_size_to_factor={min_dim_size_to_factor}, so its second moments "
+                "could be factored over the layer axis. Use scan_layers=False or raise "
+                "min_dim_size_to_factor above the number of layers.")
+
+    jax.tree_util.tree_map_with_path(check, params)

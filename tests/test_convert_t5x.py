@@ -214,14 +214,55 @@ def test_scanned_layers_are_unstacked(v11, tmp_path, layout):
     _assert_same(loaded, params)
 
 
-def test_per_layer_relative_position_tables_are_refused(v11, tmp_path):
+def _scalable_t5_scanned(params, config):
+    """T5X scalable_t5's scanned layout with a different table in every layer (its scanned
+    layers draw their own): per_layer is the flan_jax tree with relpos_per_layer."""
+    scanned = _scan(params, config, "scalable_t5")
+    per_layer = {k: v for k, v in params.items() if "relpos_bias" not in k}
+    for stack, n in (("encoder", config.num_encoder_layers),
+                     ("decoder", config.num_decoder_layers)):
+        tables = scanned[f"{stack}/layers/relative_posemb/rel_embedding"]  # [heads, L, buckets]
+        tables += np.arange(n, dtype=np.float32)[None, :, None]
+        for i in range(n):
+            per_layer[f"{stack}/layers_{i}/relpos_bias/rel_embedding"] = tables[:, i]
+    return scanned, per_layer
+
+
+def test_scanned_checkpoint_with_per_layer_tables_imports_with_relpos_per_layer(v11, tmp_path):
+    config, params = v11
+    scanned, per_layer = _scalable_t5_scanned(params, config)
+    write_t5x_tensorstore(tmp_path / "checkpoint_7", scanned)
+    result = t5x.from_t5x(str(tmp_path / "checkpoint_7"), str(tmp_path / "out"))
+    assert result == dataclasses.replace(config, relpos_per_layer=True)
+    _assert_same(checkpointing.load_params(str(tmp_path / "out"))[0], per_layer)
+    assert checkpoint_io.config_from_gin([str(tmp_path / "out" / "model.gin")]) == result
+    # ... and the model with that option runs it, scanned too (the restore converts).
+    from flan_jax import partitioning
+    from flan_jax.models import t5
+    tokens = jnp.asarray([[5, 9, 2, 1]], jnp.int32)
+    outputs = []
+    for scan in (False, True):
+        model = t5.Transformer(dataclasses.replace(result, scan_layers=scan))
+        mesh = partitioning.create_mesh(1, jax.devices()[:1])
+        rules = partitioning.logical_axis_rules()
+        abstract, _ = partitioning.param_layout(checkpointing.abstract_params(model), mesh,
+                                                rules)
+        loaded = checkpointing.load_initial_params(str(tmp_path / "out"), abstract)
+        outputs.append(model.apply({"params": loaded}, tokens, tokens, tokens,
+                                   enable_dropout=False))
+    np.testing.assert_allclose(outputs[1], outputs[0], atol=2e-5)
+
+
+def test_per_layer_tables_are_refused_by_a_shared_table_config(v11, tmp_path):
     config, params = v11
     scanned = _scan(params, config, "flaxformer")
     scanned["encoder/encoder/relpos_bias/rel_embedding"][:, 1] += 1.0
     write_t5x_tensorstore(tmp_path / "checkpoint_7", scanned)
-    with pytest.raises(ValueError, match=r"encoder/encoder/relpos_bias/rel_embedding\[layer 1\] "
-                                         r"differs .* per layer"):
-        t5x.from_t5x(str(tmp_path / "checkpoint_7"), str(tmp_path / "out"))
+    gin_file = tmp_path / "shared.gin"
+    gin_file.write_text(checkpoint_io.model_gin_text(config, "test"))
+    with pytest.raises(ValueError, match=r"relative position table of encoder layer 1 differs "
+                                         r".* per layer .*relpos_per_layer = True"):
+        t5x.from_t5x(str(tmp_path / "checkpoint_7"), str(tmp_path / "out"), [str(gin_file)])
     assert not (tmp_path / "out").exists()
 
 

@@ -87,6 +87,10 @@ def model_gin_text(config: t5.T5Config, source: str,
         "from __gin__ import dynamic_registration",
         "from flan_jax.models import t5",
         "",
+        "# True: each stack runs as one nn.scan over its layers (this checkpoint loads",
+        "# either way).",
+        "SCAN_LAYERS = False",
+        "",
         "MODEL_CONFIG = @t5.T5Config()",
         "t5.T5Config:",
     ]
@@ -97,8 +101,10 @@ def model_gin_text(config: t5.T5Config, source: str,
     lines.append(f"  logits_via_embedding = {config.logits_via_embedding}")
     lines.append(f"  relative_attention_num_buckets = {config.relative_attention_num_buckets}")
     lines.append(f"  relative_attention_max_distance = {config.relative_attention_max_distance}")
+    if config.relpos_per_layer:
+        lines.append("  relpos_per_layer = True")
     lines += ["  dropout_rate = %DROPOUT_RATE", "  dtype = %ACTIVATION_DTYPE",
-              "  remat_policy = %REMAT_POLICY"]
+              "  remat_policy = %REMAT_POLICY", "  scan_layers = %SCAN_LAYERS"]
     if vocabulary_path is not None:
         lines += ["", "# The checkpoint's own SentencePiece model (flan_jax.vocabularies).",
                   f"VOCABULARY_PATH = {vocabulary_path!r}"]

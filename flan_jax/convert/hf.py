@@ -299,6 +299,8 @@ def to_hf(checkpoint: str, out_dir: str, gin_files: Sequence[str] = ()) -> t5.T5
         shapes = {name: a.shape for name, a in params.items()}
         config = (peft.plain_config(checkpoint_io.config_from_gin(gin_files)) if gin_files
                   else naming.infer_config(shapes, where))
+        # load_params gives the unscanned layout whatever the run used.
+        config = dataclasses.replace(config, scan_layers=False)
         naming.check_shapes(config, shapes, where)
         with open(os.path.join(tmp, CONFIG_FILE), "w") as f:
             json.dump(hf_config_from_t5(config), f, indent=2)

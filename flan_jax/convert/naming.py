@@ -48,6 +48,14 @@ def hf_names(config: t5.T5Config) -> dict[str, HfTensor]:
     Tied models (logits_via_embedding) have no logits_dense and no lm_head: HF ties lm_head,
     encoder.embed_tokens and decoder.embed_tokens to shared.weight.
     """
+    if config.relpos_per_layer:
+        raise ValueError(
+            "This model has a relative position table per layer (relpos_per_layer, as T5X's "
+            "scalable_t5); Hugging Face T5 keeps one table per stack, so it cannot hold this "
+            "model. Export is possible only for models with shared tables.")
+    if config.scan_layers:
+        raise ValueError("hf_names names the unscanned layout; convert scanned params with "
+                         "flan_jax.convert.layers.to_unscanned and pass scan_layers=False.")
     names: dict[str, HfTensor] = {"token_embedder/embedding": HfTensor("shared.weight", False)}
     mlp = (["wi"] if len(config.mlp_activations) == 1
            else [f"wi_{i}" for i in range(len(config.mlp_activations))]) + ["wo"]
@@ -136,7 +144,11 @@ def infer_config(shapes: Mapping[str, tuple[int, ...]], where: str, **overrides)
         return tuple(shapes[name])
 
     vocab_size, emb_dim = need("token_embedder/embedding")
-    num_heads, num_buckets = need("encoder/relpos_bias/rel_embedding")
+    # One table per stack (T5), or per layer (T5X scalable_t5: relpos_per_layer).
+    relpos_per_layer = ("encoder/relpos_bias/rel_embedding" not in shapes
+                        and "encoder/layers_0/relpos_bias/rel_embedding" in shapes)
+    num_heads, num_buckets = need("encoder/layers_0/relpos_bias/rel_embedding"
+                                  if relpos_per_layer else "encoder/relpos_bias/rel_embedding")
     joined = need("encoder/layers_0/attention/query/kernel")[1]
     if joined % num_heads:
         raise ValueError(f"{where}: encoder/layers_0/attention/query/kernel has "
@@ -154,7 +166,7 @@ def infer_config(shapes: Mapping[str, tuple[int, ...]], where: str, **overrides)
         mlp_dim=need("encoder/layers_0/mlp/wo/kernel")[0],
         mlp_activations=("gelu", "linear") if gated else ("relu",),
         logits_via_embedding="decoder/logits_dense/kernel" not in shapes,
-        relative_attention_num_buckets=num_buckets,
+        relative_attention_num_buckets=num_buckets, relpos_per_layer=relpos_per_layer,
         dropout_rate=0.0, dtype="float32")
     fields.update(overrides)
     return t5.T5Config(**fields)

@@ -29,14 +29,21 @@ checkpoints: encoder/layers_0/attention/query/kernel ...). Two T5X variants are 
     (or <stack>/<stack>/layers/...); unstacked into <stack>/layers_<i>/...;
   - attention kernels split by head ([emb, heads, head_dim] and [heads, head_dim, emb], as in
     t5x/examples/scalable_t5); reshaped to flan_jax's 2-D [emb, heads*head_dim] kernels.
-A relative position table per layer (uMT5 / scalable_t5) is accepted only when every layer's
-table is identical, since flan_jax's T5 shares one table per stack.
+A relative position table per layer (uMT5 / t5x/examples/scalable_t5, whose scanned layers
+each draw their own) imports into T5Config.relpos_per_layer=True, the tables kept per layer
+('<stack>/layers_<i>/relpos_bias/rel_embedding'). When every layer's table is identical
+(e.g. a scanned checkpoint fine-tuned from a released one without training them apart) the
+model keeps T5's one table per stack, unless a --gin_file asks for relpos_per_layer.
+
+The converted checkpoint is always in flan_jax's unscanned layout; a model with
+scan_layers=True loads it as it is (flan_jax.checkpointing converts layouts on restore).
 
 Peak memory: one float32 copy of the params plus one source array (a whole stacked array
 when scanned). Optimizer state is never read.
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import re
@@ -206,9 +213,12 @@ def _load(value: LazyArray | np.ndarray) -> np.ndarray:
 
 def normalise(flat: Mapping[str, LazyArray | np.ndarray], where: str,
               scan_axis: int = 1) -> dict[str, np.ndarray]:
-    """T5X target arrays -> flan_jax {path: float32 array}; reads each source array once."""
+    """T5X target arrays -> flan_jax {path: float32 array}; reads each source array once.
+
+    Relative position tables stay where they were: one per stack, or per layer under
+    '<stack>/layers_<i>/relpos_bias/rel_embedding' (see fit_relpos).
+    """
     out: dict[str, np.ndarray] = {}
-    relpos_per_layer: dict[str, list[tuple[str, np.ndarray]]] = {s: [] for s in _STACKS}
     for name in sorted(flat):
         scanned = _scanned_parts(name)
         if scanned is not None:
@@ -219,20 +229,13 @@ def normalise(flat: Mapping[str, LazyArray | np.ndarray], where: str,
                                  f"{array.shape}, no layers axis {scan_axis}.")
             for i in range(array.shape[scan_axis]):
                 layer = np.take(array, i, axis=scan_axis)
-                if rest in _RELPOS_NAMES:
-                    relpos_per_layer[stack].append((f"{name}[layer {i}]", layer))
-                else:
-                    out[f"{stack}/layers_{i}/{rest}"] = _as_float32(layer)
+                out[f"{stack}/layers_{i}/{_relpos_name(rest)}"] = _as_float32(layer)
             del array
             continue
         match = re.fullmatch(rf"({'|'.join(_STACKS)})/layers_(\d+)/(.+)", name)
-        if match and match.group(3) in _RELPOS_NAMES:
-            relpos_per_layer[match.group(1)].append((name, _load(flat[name])))
-            continue
-        out[name] = _as_float32(_load(flat[name]))
-    for stack, tables in relpos_per_layer.items():
-        if tables:
-            out[f"{stack}/relpos_bias/rel_embedding"] = _shared_relpos(tables, where)
+        ours = (name if match is None else
+                f"{match.group(1)}/layers_{match.group(2)}/{_relpos_name(match.group(3))}")
+        out[ours] = _as_float32(_load(flat[name]))
     for name in list(out):
         out[name] = _two_dimensional_attention(name, out[name])
     return out
@@ -249,15 +252,58 @@ def _scanned_parts(name: str) -> tuple[str, str] | None:
     return None
 
 
-def _shared_relpos(tables: list[tuple[str, np.ndarray]], where: str) -> np.ndarray:
-    first_name, first = tables[0]
-    for name, table in tables[1:]:
-        if not np.array_equal(table, first):
-            raise ValueError(
-                f"{where}: {name} differs from {first_name}: this checkpoint has a relative "
-                "position table per layer (uMT5 / scalable_t5 style), but flan_jax's T5 shares "
-                "one table per stack, so it cannot hold this model.")
-    return _as_float32(first)
+def _relpos_name(rest: str) -> str:
+    """A layer's table under either T5X name -> flan_jax's 'relpos_bias/rel_embedding'."""
+    return _RELPOS_NAMES[0] if rest in _RELPOS_NAMES else rest
+
+
+def _per_layer_tables(params: Mapping[str, np.ndarray], stack: str) -> list[str]:
+    """Names of the stack's per-layer relative position tables, in layer order."""
+    pattern = re.compile(rf"{stack}/layers_(\d+)/{_RELPOS_NAMES[0]}")
+    found = {int(m.group(1)): name for name in params if (m := pattern.fullmatch(name))}
+    return [found[i] for i in sorted(found)]
+
+
+def tables_differ(params: Mapping[str, np.ndarray]) -> bool:
+    """Does some stack hold per-layer relative position tables that are not all equal?"""
+    for stack in _STACKS:
+        names = _per_layer_tables(params, stack)
+        if any(not np.array_equal(params[n], params[names[0]]) for n in names[1:]):
+            return True
+    return False
+
+
+def fit_relpos(params: dict[str, np.ndarray], per_layer: bool, where: str
+               ) -> dict[str, np.ndarray]:
+    """The tables laid out as T5Config.relpos_per_layer says: per-layer tables that are all
+    equal become the stack's one table; a stack's one table is copied into every layer.
+
+    Raises ValueError when one table per stack is asked for but the layers' tables differ.
+    """
+    params = dict(params)
+    for stack in _STACKS:
+        names, shared = _per_layer_tables(params, stack), f"{stack}/{_RELPOS_NAMES[0]}"
+        if per_layer and shared in params:
+            table = params.pop(shared)
+            count = len({m.group(1) for name in params
+                         if (m := re.match(rf"{stack}/layers_(\d+)/", name))})
+            params.update({f"{stack}/layers_{i}/{_RELPOS_NAMES[0]}": table.copy()
+                           for i in range(count)})
+        elif not per_layer and names:
+            first = params[names[0]]
+            for i, name in enumerate(names[1:], start=1):
+                if not np.array_equal(params[name], first):
+                    raise ValueError(
+                        f"{where}: the relative position table of {stack} layer {i} differs "
+                        f"from layer 0's: this checkpoint has a table per layer (uMT5 / "
+                        "scalable_t5 style), but the model config shares one table per stack "
+                        "(relpos_per_layer=False), so it cannot hold this model. Drop the "
+                        "--gin_file to read the config off the checkpoint, or set "
+                        "t5.T5Config.relpos_per_layer = True in it.")
+            for name in names:
+                del params[name]
+            params[shared] = first
+    return params
 
 
 def _two_dimensional_attention(name: str, array: np.ndarray) -> np.ndarray:
@@ -304,10 +350,17 @@ def read_t5x_params(path: str, gin_files: Sequence[str] = (), scan_axis: int = 1
             f"{'; '.join(map(str, damaged))}). Point at a good copy of the checkpoint.")
     if damaged:
         logging.warning("Using %s; newer checkpoint(s) could not be read.", checkpoint_dir)
-    shapes = {name: a.shape for name, a in params.items()}
-    config = (checkpoint_io.config_from_gin(gin_files) if gin_files
-              else naming.infer_config(shapes, checkpoint_dir))
-    naming.check_shapes(config, shapes, checkpoint_dir)
+    if gin_files:
+        config = checkpoint_io.config_from_gin(gin_files)
+    else:
+        # Per-layer tables that are all equal are one table: T5's layout, kept when possible.
+        config = dataclasses.replace(naming.infer_config(
+            {name: a.shape for name, a in params.items()}, checkpoint_dir),
+            relpos_per_layer=tables_differ(params))
+    params = fit_relpos(params, config.relpos_per_layer, checkpoint_dir)
+    # What is written is the unscanned layout; a scanned model converts it on restore.
+    naming.check_shapes(dataclasses.replace(config, scan_layers=False),
+                        {name: a.shape for name, a in params.items()}, checkpoint_dir)
     return params, config, checkpoint_dir
 
 

@@ -37,6 +37,21 @@ _REMAT_POLICIES = {
     "full": None,  # save nothing: recompute the whole layer on the backward pass
     "dots": jax.checkpoint_policies.checkpoint_dots_with_no_batch_dims,
 }
+# Scanned stacks (T5Config.scan_layers) stack each layer parameter on this axis, as T5X's
+# param_scan_axis: kernels become [in, layers, out], so Adafactor keeps factoring over the
+# two wide axes. Logical axis name 'layers', which partitioning.py never shards.
+PARAM_SCAN_AXIS = 1
+# ... and the decoding cache on this axis, after the batch axis, so decoding.py's beam
+# reordering (which gathers rows along axis 0) is the same for both layouts.
+CACHE_SCAN_AXIS = 1
+SCANNED_LAYERS = "layers"  # the scanned stack's module name: encoder/layers/attention/...
+
+
+def is_scanned_layer_param(path: tuple[str, ...]) -> bool:
+    """Is the parameter at path (e.g. ('encoder', 'layers', 'mlp', 'wo', 'kernel')) one
+    array of all a scanned stack's layers, the layer index on PARAM_SCAN_AXIS?"""
+    return len(path) > 2 and path[0] in ("encoder", "decoder") and path[1] == SCANNED_LAYERS
+
 # Projections LoRA can adapt: the four attention projections and (all of) the MLP's.
 LORA_TARGETS = ("query", "key", "value", "out", "mlp")
 _SIZE_FIELDS = ("vocab_size", "emb_dim", "num_heads", "num_encoder_layers",
@@ -64,6 +79,16 @@ class T5Config:
       relative_attention_num_buckets / relative_attention_max_distance: T5 position buckets.
       remat_policy: "none", "full" (recompute each layer) or "dots" (keep matmul outputs
         without batch dimensions, recompute the rest).
+      scan_layers: run each stack as one nn.scan over a single layer (T5X's option of the
+        same name): compile time no longer grows with depth. Parameters are then stacked,
+        '<stack>/layers/...' with the layer index on axis PARAM_SCAN_AXIS (1), instead of
+        '<stack>/layers_<i>/...'; flan_jax/convert/layers.py converts between the layouts
+        and restoring does it by itself. Same outputs as the loop, to float rounding
+        (dropout masks are drawn differently, as in T5X).
+      relpos_per_layer: every layer owns its relative position table
+        ('<stack>/layers_<i>/relpos_bias/rel_embedding', as T5X's scalable_t5 and uMT5)
+        instead of one table per stack ('<stack>/relpos_bias/rel_embedding', T5 and T5X's
+        minimal T5). Needed to load T5X scanned checkpoints, whose tables differ per layer.
 
     Parameter-efficient tuning (flan_jax/peft.py trains only these; 0 turns each off, and
     with both off the parameter tree and the numerics are exactly those of plain T5):
@@ -99,6 +124,8 @@ class T5Config:
     relative_attention_num_buckets: int = 32
     relative_attention_max_distance: int = 128
     remat_policy: str = "none"
+    scan_layers: bool = False
+    relpos_per_layer: bool = False
     prompt_length: int = 0
     prompt_init_texts: tuple[str, ...] = ()
     lora_rank: int = 0
@@ -128,6 +155,10 @@ class T5Config:
         if self.remat_policy not in ("none", *_REMAT_POLICIES):
             raise ValueError(f"T5Config.remat_policy must be 'none', 'full' or 'dots', got "
                              f"{self.remat_policy!r}.")
+        for name in ("scan_layers", "relpos_per_layer"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"T5Config.{name} must be True or False, got "
+                                 f"{getattr(self, name)!r}.")
         self._check_buckets()
         self._check_peft()
 
@@ -186,8 +217,10 @@ class T5Config:
         encoder_layer = attention + mlp + 2 * d
         decoder_layer = 2 * attention + mlp + 3 * d
         total = self.vocab_size * d  # shared token embedding
-        total += self.num_encoder_layers * encoder_layer + relpos + d
-        total += self.num_decoder_layers * decoder_layer + relpos + d
+        for layers, layer in ((self.num_encoder_layers, encoder_layer),
+                              (self.num_decoder_layers, decoder_layer)):
+            tables = layers if self.relpos_per_layer else 1
+            total += layers * layer + tables * relpos + d
         if not self.logits_via_embedding:
             total += d * self.vocab_size
         return total + self.num_peft_params()
@@ -330,7 +363,10 @@ def relative_position_bucket(relative_position: jax.Array, *, bidirectional: boo
 
 
 class RelativePositionBias(nn.Module):
-    """A learned per-head scalar for each relative-position bucket, shared by a whole stack."""
+    """A learned per-head scalar for each relative-position bucket.
+
+    One per stack (T5), or one per layer with T5Config.relpos_per_layer (T5X scalable_t5).
+    """
 
     num_heads: int
     num_buckets: int
@@ -521,17 +557,24 @@ class EncoderLayer(nn.Module):
     config: T5Config
 
     @nn.compact
-    def __call__(self, x: jax.Array, mask: jax.Array, bias: jax.Array,
-                 deterministic: bool) -> jax.Array:
-        """x [batch, length, embed]; mask [batch, 1, length, length]; bias [1, heads, l, l]."""
+    def __call__(self, x: jax.Array, mask: jax.Array, bias: jax.Array | None,
+                 deterministic: bool) -> jax.Array | tuple[jax.Array, None]:
+        """x [batch, length, embed]; mask [batch, 1, length, length]; bias [1, heads, l, l].
+
+        bias is None with relpos_per_layer (the layer computes its own). Returns x, or
+        (x, None) as nn.scan's body when cfg.scan_layers.
+        """
         cfg, dtype = self.config, self.config.activation_dtype
+        if cfg.relpos_per_layer:
+            bias = _relative_position_bias(cfg, bidirectional=True)(x.shape[1], x.shape[1])
         y = RMSNorm(dtype, name="pre_attention_layer_norm")(x)
         y = MultiHeadAttention(cfg, name="attention")(y, y, mask, bias, deterministic)
         x = x + _dropout(cfg, y, deterministic)
         y = RMSNorm(dtype, name="pre_mlp_layer_norm")(x)
         y = MlpBlock(cfg, name="mlp")(y, deterministic)
         x = x + _dropout(cfg, y, deterministic)
-        return nn.with_logical_constraint(x, ("batch", "length", "embed"))
+        x = nn.with_logical_constraint(x, ("batch", "length", "embed"))
+        return (x, None) if cfg.scan_layers else x
 
 
 class DecoderLayer(nn.Module):
@@ -541,18 +584,23 @@ class DecoderLayer(nn.Module):
 
     @nn.compact
     def __call__(self, x: jax.Array, encoded: jax.Array, self_mask: jax.Array,
-                 cross_mask: jax.Array, bias: jax.Array, deterministic: bool, *,
+                 cross_mask: jax.Array, bias: jax.Array | None, deterministic: bool,
                  cache_index: jax.Array | None = None,
-                 max_decode_length: int | None = None) -> jax.Array:
+                 max_decode_length: int | None = None) -> jax.Array | tuple[jax.Array, None]:
         """x [batch, dec_len, embed]; encoded [batch, enc_len, embed].
 
         self_mask [batch, 1, dec_len, dec_len]; cross_mask [batch, 1, dec_len, enc_len];
-        bias [1, heads, dec_len, dec_len] for self-attention only. With cache_index (one-step
-        cached decoding, see MultiHeadAttention) dec_len is 1 and the self-attention key
-        length is max_decode_length.
+        bias [1, heads, dec_len, dec_len] for self-attention only (None with
+        relpos_per_layer: the layer computes its own). With cache_index (one-step cached
+        decoding, see MultiHeadAttention) dec_len is 1 and the self-attention key length is
+        max_decode_length. Returns x, or (x, None) as nn.scan's body when cfg.scan_layers.
         """
         cfg, dtype = self.config, self.config.activation_dtype
         decode = cache_index is not None
+        if cfg.relpos_per_layer:
+            relpos_bias = _relative_position_bias(cfg, bidirectional=False)
+            bias = (relpos_bias(1, max_decode_length, query_offset=cache_index) if decode
+                    else relpos_bias(x.shape[1], x.shape[1]))
         y = RMSNorm(dtype, name="pre_self_attention_layer_norm")(x)
         y = MultiHeadAttention(cfg, name="self_attention")(
             y, y, self_mask, bias, deterministic, decode=decode, cache_index=cache_index,
@@ -565,7 +613,8 @@ class DecoderLayer(nn.Module):
         y = RMSNorm(dtype, name="pre_mlp_layer_norm")(x)
         y = MlpBlock(cfg, name="mlp")(y, deterministic)
         x = x + _dropout(cfg, y, deterministic)
-        return nn.with_logical_constraint(x, ("batch", "length", "embed"))
+        x = nn.with_logical_constraint(x, ("batch", "length", "embed"))
+        return (x, None) if cfg.scan_layers else x
 
 
 def _maybe_remat(layer_class: type[nn.Module], cfg: T5Config,
@@ -576,12 +625,46 @@ def _maybe_remat(layer_class: type[nn.Module], cfg: T5Config,
     """
     if cfg.remat_policy == "none":
         return layer_class
+    # Inside a scan the loop boundary already keeps XLA from merging the recomputation with
+    # the forward pass, so CSE prevention (which costs performance) is off there, as in T5X.
     return nn.remat(layer_class, policy=_REMAT_POLICIES[cfg.remat_policy],
-                    static_argnums=(deterministic_argnum,))
+                    static_argnums=(deterministic_argnum,), prevent_cse=not cfg.scan_layers)
+
+
+def _relative_position_bias(cfg: T5Config, bidirectional: bool) -> RelativePositionBias:
+    """The stack's (or with relpos_per_layer the layer's) table; named as in T5X."""
+    return RelativePositionBias(cfg.num_heads, cfg.relative_attention_num_buckets,
+                                cfg.relative_attention_max_distance, bidirectional,
+                                name="relpos_bias")
+
+
+def _run_layers(layer_class: type[nn.Module], cfg: T5Config, num_layers: int,
+                x: jax.Array, *args) -> jax.Array:
+    """x [batch, length, embed] through num_layers layers, each called as layer(x, *args).
+
+    A Python loop over modules 'layers_<i>', or with cfg.scan_layers one nn.scan over a
+    module 'layers' whose variables carry a leading layer index: params on PARAM_SCAN_AXIS
+    (logical axis name 'layers'), the decoding cache on CACHE_SCAN_AXIS. Each scanned layer
+    draws its own init and dropout randomness (split_rngs). Call from a compact method.
+    """
+    if not cfg.scan_layers:
+        for i in range(num_layers):
+            x = layer_class(cfg, name=f"layers_{i}")(x, *args)
+        return x
+    scanned = nn.scan(layer_class,
+                      variable_axes={"params": PARAM_SCAN_AXIS, "cache": CACHE_SCAN_AXIS},
+                      split_rngs={"params": True, "dropout": True},
+                      in_axes=(nn.broadcast,) * len(args), length=num_layers,
+                      metadata_params={nn.PARTITION_NAME: "layers"})
+    x, _ = scanned(cfg, name=SCANNED_LAYERS)(x, *args)
+    return x
 
 
 class Encoder(nn.Module):
-    """Embedding dropout, a stack of EncoderLayers sharing one position bias, final norm."""
+    """Embedding dropout, a stack of EncoderLayers (looped or scanned), final norm.
+
+    The layers share one relative position bias, or each has its own (relpos_per_layer).
+    """
 
     config: T5Config
     shared_embedding: Embed
@@ -621,12 +704,10 @@ class Encoder(nn.Module):
         x = _dropout(cfg, x, deterministic)
         x = nn.with_logical_constraint(x, ("batch", "length", "embed"))
         length = x.shape[1]
-        bias = RelativePositionBias(cfg.num_heads, cfg.relative_attention_num_buckets,
-                                    cfg.relative_attention_max_distance, bidirectional=True,
-                                    name="relpos_bias")(length, length)
-        layer_class = _maybe_remat(EncoderLayer, cfg, deterministic_argnum=4)
-        for i in range(cfg.num_encoder_layers):
-            x = layer_class(cfg, name=f"layers_{i}")(x, mask, bias, deterministic)
+        bias = None if cfg.relpos_per_layer else _relative_position_bias(
+            cfg, bidirectional=True)(length, length)
+        x = _run_layers(_maybe_remat(EncoderLayer, cfg, deterministic_argnum=4), cfg,
+                        cfg.num_encoder_layers, x, mask, bias, deterministic)
         x = RMSNorm(cfg.activation_dtype, name="encoder_norm")(x)
         return _dropout(cfg, x, deterministic)
 
@@ -655,9 +736,10 @@ class Decoder(nn.Module):
         y = self.shared_embedding(tokens)
         y = _dropout(cfg, y, deterministic)
         y = nn.with_logical_constraint(y, ("batch", "length", "embed"))
-        relpos_bias = RelativePositionBias(
-            cfg.num_heads, cfg.relative_attention_num_buckets,
-            cfg.relative_attention_max_distance, bidirectional=False, name="relpos_bias")
+        # One table for the stack, computed once here; with relpos_per_layer each layer has
+        # its own and computes its bias itself.
+        relpos_bias = (None if cfg.relpos_per_layer
+                       else _relative_position_bias(cfg, bidirectional=False))
         if decode:
             if max_decode_length is None:
                 raise ValueError("Decoding with a cache (decode=True) needs max_decode_length, "
@@ -668,17 +750,18 @@ class Decoder(nn.Module):
             if not creating:
                 index_var.value = cache_index + 1
             # The current position's row of the causal bias and mask, over the whole cache.
-            bias = relpos_bias(1, max_decode_length, query_offset=cache_index)
+            bias = None if relpos_bias is None else relpos_bias(1, max_decode_length,
+                                                                query_offset=cache_index)
             self_mask = (jnp.arange(max_decode_length) <= cache_index)[None, None, None, :]
             layer_class = DecoderLayer  # nothing to rematerialise without a backward pass
-            decode_kwargs = dict(cache_index=cache_index, max_decode_length=max_decode_length)
+            decode_args = (cache_index, max_decode_length)
         else:
-            bias = relpos_bias(tokens.shape[1], tokens.shape[1])
+            bias = None if relpos_bias is None else relpos_bias(tokens.shape[1],
+                                                                tokens.shape[1])
             layer_class = _maybe_remat(DecoderLayer, cfg, deterministic_argnum=6)
-            decode_kwargs = {}  # nn.remat'd layers take positional arguments only
-        for i in range(cfg.num_decoder_layers):
-            y = layer_class(cfg, name=f"layers_{i}")(
-                y, encoded, self_mask, cross_mask, bias, deterministic, **decode_kwargs)
+            decode_args = ()
+        y = _run_layers(layer_class, cfg, cfg.num_decoder_layers, y, encoded, self_mask,
+                        cross_mask, bias, deterministic, *decode_args)
         y = RMSNorm(cfg.activation_dtype, name="decoder_norm")(y)
         y = _dropout(cfg, y, deterministic)
         if cfg.logits_via_embedding:
