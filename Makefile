@@ -23,11 +23,14 @@ $(VENV)/.installed: setup.py
 # Instruction-tune on mini-FLAN with the entailment cluster held out, then evaluate every
 # cluster (rank classification for classification tasks) and print one per-cluster table,
 # each row marked seen (trained on) or held out.
+# Two fake devices: data parallel on the 2-core machine (tools/bench.py found 2 fastest; 8 add
+# per-device overhead). The tests keep 8 (tests/conftest.py).
+RUN_DEVICES ?= 2
 run: install
-	$(PY) -m flan_jax.train \
+	XLA_FLAGS=--xla_force_host_platform_device_count=$(RUN_DEVICES) $(PY) -m flan_jax.train \
 	  --gin_file=gin_configs/local/mini_cpu.gin \
 	  --gin.MODEL_DIR="'$(MODEL_DIR)'"
-	$(PY) -m flan_jax.eval \
+	XLA_FLAGS=--xla_force_host_platform_device_count=$(RUN_DEVICES) $(PY) -m flan_jax.eval \
 	  --gin_file=gin_configs/local/mini_cpu_eval.gin \
 	  --gin.CHECKPOINT_PATH="'$(MODEL_DIR)'" \
 	  --gin.EVAL_OUTPUT_DIR="'$(MODEL_DIR)/eval'"
