@@ -296,7 +296,7 @@ def test_resuming_a_run_in_the_other_layout_is_refused_with_the_way_out(tmp_path
                                opt_state=tx.init(params))
     checkpointer = checkpointing.Checkpointer(str(tmp_path), checkpointing.CheckpointConfig(
         async_save=False))
-    checkpointer.save(1, state, {"position": 0})
+    checkpointer.save(1, state)
     scanned = _scanned(params)
     abstract = jax.eval_shape(lambda: trainer.TrainState(
         step=jnp.zeros((), jnp.int32), params=scanned, opt_state=tx.init(scanned)))
