@@ -35,8 +35,12 @@ run: install
 	  --gin.CHECKPOINT_PATH="'$(MODEL_DIR)'" \
 	  --gin.EVAL_OUTPUT_DIR="'$(MODEL_DIR)/eval'"
 
+# Two pytest workers (pytest-xdist), each test file on one worker (module fixtures built once):
+# much of the suite is single-threaded XLA compilation and TensorFlow set-up, which two
+# processes overlap on 2 cores. TEST_WORKERS=0 runs in one process.
+TEST_WORKERS ?= 2
 test: install
-	$(PY) -m pytest -q -rs --durations=15 tests
+	$(PY) -m pytest -q -rs --durations=15 -n $(TEST_WORKERS) --dist loadfile tests
 
 # Training throughput on bench-cpu against HF PyTorch (eager, compiled), rounds interleaved; one JSON line.
 bench: install

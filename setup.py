@@ -43,7 +43,7 @@ setup(
         "gpu": ["jax[cuda12]==0.10.2"],
         # Test-time references only (numerical parity with Hugging Face T5); never imported by
         # flan_jax at runtime. transformers 5.x cannot hold an untied T5 v1.1, 4.57 can.
-        "test": ["pytest", "torch==2.13.0", "transformers==4.57.6"],
+        "test": ["pytest", "pytest-xdist==3.8.0", "torch==2.13.0", "transformers==4.57.6"],
         "hf": ["torch==2.13.0", "transformers==4.57.6", "safetensors"],
     },
 )

@@ -117,12 +117,14 @@ _OUR_ERRORS = (ShapeMismatchError, ParamsOnlyError, DamagedCheckpointError)
 @contextlib.contextmanager
 def _reading(where: str) -> Iterator[None]:
     """Turns any failure to read `where` into a DamagedCheckpointError naming it."""
+    # Before the read, not after a failure: TensorStore's callbacks into the closed event
+    # loop can fire between the failure and our except clause (a race seen in the suite).
+    _drop_closed_event_loop_reports()
     try:
         yield
     except _OUR_ERRORS:
         raise
     except Exception as error:  # Orbax, TensorStore and json raise many unrelated types
-        _drop_closed_event_loop_reports()
         lines = str(error).strip().splitlines() or [""]
         reason = lines[0] if len(lines[0]) <= 300 else lines[0][:300] + " ..."
         raise DamagedCheckpointError(
@@ -130,7 +132,7 @@ def _reading(where: str) -> Iterator[None]:
 
 
 def _drop_closed_event_loop_reports() -> None:
-    """Silences the echo of a failed restore; installed once, on the first failure.
+    """Silences the echo of a failed restore; installed once, before the first read.
 
     When one array of a restore fails, Orbax closes its event loop while TensorStore still
     completes the other reads in flight; each completion calls back into the closed loop, and
