@@ -248,7 +248,9 @@ class BatchIterator:
         self.local_batch_size = config.batch_size // self.process_count
         self._provider = seqio.get_mixture_or_task(config.mixture_or_task_name)
         self.batches_consumed = start_batch
-        self._iterator = self._build(start_batch)
+        # Built on first use, so that a restore() right after construction (every resume)
+        # builds seqio's pipeline once, not twice.
+        self._iterator: tf.data.Iterator | None = None
         self.saves_pipeline = True  # until a save meets Python state (pipeline_files)
 
     def _build(self, start_batch: int) -> tf.data.Iterator:
@@ -277,11 +279,16 @@ class BatchIterator:
             tf.data.experimental.ExternalStatePolicy.FAIL
         return iter(ds.with_options(options))
 
+    def _pipeline(self) -> tf.data.Iterator:
+        if self._iterator is None:
+            self._iterator = self._build(self.batches_consumed)
+        return self._iterator
+
     def __iter__(self) -> "BatchIterator":
         return self
 
     def __next__(self) -> Batch:
-        batch = next(self._iterator)
+        batch = next(self._pipeline())
         self.batches_consumed += 1
         return {k: v.numpy().astype(np.int32) for k, v in batch.items()}
 
@@ -326,7 +333,7 @@ class BatchIterator:
     def _capture_pipeline(self) -> dict[str, bytes]:
         scratch = f"{_SCRATCH}/{uuid.uuid4().hex}"
         try:
-            tf.train.Checkpoint(ds=self._iterator).write(f"{scratch}/{_PIPELINE_PREFIX}")
+            tf.train.Checkpoint(ds=self._pipeline()).write(f"{scratch}/{_PIPELINE_PREFIX}")
             files = {}
             for path in tf.io.gfile.glob(f"{scratch}/*"):
                 with tf.io.gfile.GFile(path, "rb") as f:

@@ -50,7 +50,7 @@ import jax  # noqa: E402
 
 import tasks  # noqa: E402,F401  (registers mini-FLAN)
 from flan_jax import (checkpointing, data, eval as eval_script, evaluation, optim,  # noqa: E402
-                      partitioning, peft, train, trainer)
+                      peft, train)
 from flan_jax.models import t5  # noqa: E402
 from tasks import mini, mini_eval  # noqa: E402
 
@@ -177,10 +177,8 @@ def _score(model_dir: str, config: t5.T5Config, split: Split, cluster: str, mixt
 
 
 def _trainable_params(config: t5.T5Config) -> int:
-    mesh = partitioning.create_mesh(1)
-    program = trainer.build_train_program(config, optim.make_optimizer(optim.OptimizerConfig()),
-                                          trainer.LossConfig(), mesh)
-    return program.num_trainable_params
+    """What trains: the prompt / LoRA factors of a PEFT config, else every parameter."""
+    return config.num_peft_params() if peft.is_peft(config) else config.num_params()
 
 
 def to_markdown(rows: list[Row], cluster: str, seen: str) -> str:
