@@ -490,6 +490,7 @@ def test_eval_held_out_clusters_that_eval_clusters_lack(tmp_path, capsys, clean_
 def test_data_configs_validate_themselves_once(monkeypatch, tmp_path):
     """DatasetConfig / EvalConfig check names, splits and lengths when built; train() and the
     BatchIterator trust a built config and do not look the checks up again."""
+    import tasks  # noqa: F401  (registers mini-FLAN, so the file passes when run alone)
     from flan_jax import evaluation
     with pytest.raises(ValueError, match="RANDOM_SEED is None"):
         data.DatasetConfig(tiny.TEST_TASK, tiny.FEATURE_LENGTHS, seed=None)
