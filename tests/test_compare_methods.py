@@ -72,6 +72,8 @@ def test_flan2021_split_is_flans_inter_cluster_split():
     (["--collection", "flan2021"], "give --base"),
     (["--cluster", "nli"], "not a mini cluster"),
     (["--cluster", "sentiment"], "must differ"),
+    (["--vocabulary", "/no/such/spiece.model"], "is not a file"),
+    (["--model-gin", "gin_configs/models/t5_1_1/nope.gin"], "--model-gin"),
 ])
 def test_bad_flags_stop_before_training(tmp_path, capsys, argv, message):
     with pytest.raises(SystemExit) as stop:

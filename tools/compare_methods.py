@@ -231,7 +231,10 @@ def main(argv=None) -> list[Row]:
                      "and --vocabulary for a SentencePiece model other than T5's.")
     if args.vocabulary:
         from flan_jax import vocabularies
-        vocabularies.set_vocabulary_path(args.vocabulary)
+        try:
+            vocabularies.set_vocabulary_path(args.vocabulary)
+        except FileNotFoundError as e:
+            parser.error(f"--vocabulary: {e}")
     make_split = mini_split if args.collection == "mini" else flan2021_split
     try:
         split = make_split(args.cluster, args.seen_cluster)
@@ -243,8 +246,11 @@ def main(argv=None) -> list[Row]:
     split = dataclasses.replace(split, feature_lengths=lengths)
     if args.model_gin:
         from flan_jax.convert import checkpoint_io
-        base_config = dataclasses.replace(checkpoint_io.config_from_gin(args.model_gin),
-                                          dropout_rate=0.0)
+        try:
+            base_config = dataclasses.replace(checkpoint_io.config_from_gin(args.model_gin),
+                                              dropout_rate=0.0)
+        except (FileNotFoundError, ValueError) as e:
+            parser.error(f"--model-gin: {e}")
     else:
         base_config = _tiny_config()
     return compare(split, base_config, checkpointing.absolute_path(args.out), args)
