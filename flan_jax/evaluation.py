@@ -182,6 +182,9 @@ class Evaluator:
         self._examples = {name: list(tfds.as_numpy(ds))
                           for name, ds in self._seqio.cached_task_datasets.items()}
 
+        # Row counts of every device batch divide by this (hosts and data-parallel devices).
+        self._batch_shards = int(np.lcm(partitioning.data_parallel_size(mesh),
+                                        jax.process_count()))
         batch_sharding = partitioning.batch_sharding(mesh)
         replicated = partitioning.replicated(mesh)
         self._batch_sharding = batch_sharding
@@ -209,6 +212,9 @@ class Evaluator:
         def score_fn(ds: tf.data.Dataset) -> list[tuple[int, float]]:
             results = []
             for indices, batch in self._batches(ds):
+                # Rank-classification rows repeat their input once per option: encode each
+                # input once (decoding.score with 'encoder_row').
+                batch = decoding.share_encoder_inputs(batch, self._batch_shards) or batch
                 scores = self._score(params, self._to_device(batch))
                 results += zip(indices.tolist(), np.asarray(scores)[:len(indices)].tolist())
             return results

@@ -305,6 +305,43 @@ def test_score_is_teacher_forced_log_likelihood(params, inputs):
     assert got.shape == (inputs.shape[0],) and got.dtype == jnp.float32
 
 
+def _option_rows(inputs, options_per_input=2, seed=3):
+    """Rank-classification rows: every input repeated once per option, short targets."""
+    rng = np.random.default_rng(seed)
+    enc = np.repeat(inputs, options_per_input, axis=0)
+    targets = rng.integers(2, CFG.vocab_size, (len(enc), 3)).astype(np.int32)
+    targets[::2, 2] = 0
+    return {"encoder_input_tokens": enc, "decoder_input_tokens": _shift_right(targets),
+            "decoder_target_tokens": targets}
+
+
+def test_shared_inputs_are_encoded_once_with_the_same_scores(params, inputs):
+    batch = _option_rows(inputs)  # 8 rows, 4 distinct inputs
+    shared = decoding.share_encoder_inputs(batch)
+    assert shared["encoder_input_tokens"].shape == (4, inputs.shape[1])  # batch / 2
+    np.testing.assert_array_equal(shared["encoder_input_tokens"], inputs)
+    np.testing.assert_array_equal(shared["encoder_row"], [0, 0, 1, 1, 2, 2, 3, 3])
+    np.testing.assert_array_equal(shared["encoder_input_tokens"][shared["encoder_row"]],
+                                  batch["encoder_input_tokens"])
+    score = jax.jit(functools.partial(decoding.score, MODEL))
+    np.testing.assert_allclose(score(params, shared), score(params, batch), atol=1e-5)
+
+
+def test_share_encoder_inputs_buckets_and_gives_up():
+    tokens = np.arange(16 * 3, dtype=np.int32).reshape(16, 3)
+    rows = {"encoder_input_tokens": tokens[[0, 0, 5, 5, 5, 9, 9, 9] * 2]}  # 3 distinct
+    shared = decoding.share_encoder_inputs(rows)
+    assert shared["encoder_input_tokens"].shape == (4, 3)  # 16 / 4 holds 3, padded by copy
+    np.testing.assert_array_equal(shared["encoder_input_tokens"], tokens[[0, 5, 9, 9]])
+    assert decoding.share_encoder_inputs(rows, num_shards=8) is not None  # 8 rows split 8 ways
+    assert decoding.share_encoder_inputs(rows, num_shards=16) is None  # no bucket splits 16
+    assert decoding.share_encoder_inputs({"encoder_input_tokens": tokens}) is None  # distinct
+    with pytest.raises(ValueError, match="unpacked"):
+        decoding.score(MODEL, {}, {**shared, "decoder_input_tokens": tokens[:, :2],
+                                   "decoder_target_tokens": tokens[:, :2],
+                                   "encoder_segment_ids": tokens})
+
+
 # ---------------------------------------------------------------------------------------
 # Hugging Face PyTorch T5 parity
 # ---------------------------------------------------------------------------------------

@@ -5,6 +5,10 @@ r"""Decoding and scoring throughput on the bench-cpu model (shared/DESIGN.md sec
 Times, on the same shapes and in the same run (calls interleaved round-robin):
   - flan_jax greedy and beam-4 generation (flan_jax.models.decoding.generate, jitted) and
     scoring (decoding.score): batch 16 x 256 random input ids, 64 generated tokens;
+  - rank classification ("rank"), the evaluation of FLAN's `_scoring_eval` tasks: 16 rows =
+    16 / --options inputs (256 ids) each scored against --options targets of
+    --option-length ids; flan_jax as its Evaluator does it (decoding.share_encoder_inputs:
+    each distinct input encoded once), HF as a forward pass over the 16 rows;
   - Hugging Face PyTorch T5ForConditionalGeneration.generate (greedy and num_beams=4, KV
     cache on) and a teacher-forced forward pass for scoring, when torch and transformers are
     importable (the test-only extras).
@@ -35,6 +39,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--input-length", type=int, default=256)
     parser.add_argument("--decode-length", type=int, default=64)
     parser.add_argument("--num-beams", type=int, default=4)
+    parser.add_argument("--options", type=int, default=4,
+                        help="rank classification: options per input (rows per input)")
+    parser.add_argument("--option-length", type=int, default=4,
+                        help="rank classification: target ids per option")
     parser.add_argument("--repeats", type=int, default=3, help="timed runs (median reported)")
     parser.add_argument("--devices", type=int, default=1,
                         help="fake CPU devices; the batch is split over them ('data' axis)")
@@ -83,6 +91,18 @@ def bench_cpu_model():
     return bench.bench_cpu_model()
 
 
+def rank_rows(args: argparse.Namespace, inputs):
+    """Rank-classification rows [batch, ...]: each of batch / options inputs repeated once
+    per option; option ids random (never padding or EOS)."""
+    import numpy as np
+    if args.batch % args.options:
+        raise SystemExit(f"--batch {args.batch} must be a multiple of --options {args.options}")
+    rng = np.random.default_rng(1)
+    rows_inputs = np.repeat(inputs[:args.batch // args.options], args.options, axis=0)
+    options = rng.integers(2, 32128, (args.batch, args.option_length)).astype(np.int32)
+    return rows_inputs, options
+
+
 def jax_runs(args: argparse.Namespace, inputs, targets) -> dict[str, Callable[[], Any]]:
     """flan_jax greedy, beam and scoring, each a no-argument callable that blocks."""
     import flax.linen as nn
@@ -122,8 +142,19 @@ def jax_runs(args: argparse.Namespace, inputs, targets) -> dict[str, Callable[[]
         generate = jax.jit(functools.partial(decoding.generate, model, config=config,
                                              eos_id=-1))
         runs[f"jax_{name}"] = blocking(generate, params, inputs)
-    runs["jax_score"] = blocking(jax.jit(functools.partial(decoding.score, model)),
-                                 params, batch)
+    score = jax.jit(functools.partial(decoding.score, model))
+    runs["jax_score"] = blocking(score, params, batch)
+    # Rank classification as flan_jax.evaluation scores it: host-side sharing included.
+    rank_inputs, options = rank_rows(args, inputs)
+    rank_batch = {"encoder_input_tokens": rank_inputs,
+                  "decoder_input_tokens": np.concatenate(
+                      [np.zeros_like(options[:, :1]), options[:, :-1]], axis=1),
+                  "decoder_target_tokens": options}
+
+    def rank():
+        shared = decoding.share_encoder_inputs(rank_batch, args.devices) or rank_batch
+        return score(params, {k: put(v) for k, v in shared.items()})
+    runs["jax_rank"] = blocking(rank)
     return runs
 
 
@@ -163,8 +194,18 @@ def hf_runs(args: argparse.Namespace, inputs, targets) -> dict[str, Callable[[],
             log_probs = torch.log_softmax(logits.float(), dim=-1)
             return log_probs.gather(-1, labels[..., None])[..., 0].sum(-1)
 
+    rank_inputs, options = rank_rows(args, inputs)
+    rank_ids, rank_labels = (torch.from_numpy(x.astype("int64")) for x in (rank_inputs, options))
+
+    def rank():
+        with torch.no_grad():
+            logits = model(input_ids=rank_ids, attention_mask=torch.ones_like(rank_ids),
+                           labels=rank_labels, use_cache=False).logits
+            log_probs = torch.log_softmax(logits.float(), dim=-1)
+            return log_probs.gather(-1, rank_labels[..., None])[..., 0].sum(-1)
+
     return {"hf_greedy": generate(1), f"hf_beam{args.num_beams}": generate(args.num_beams),
-            "hf_score": score}
+            "hf_score": score, "hf_rank": rank}
 
 
 def versions(hf: bool) -> dict[str, Any]:
@@ -202,14 +243,15 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     result: dict[str, Any] = {
         "shapes": {"batch": args.batch, "input_length": args.input_length,
                    "decode_length": args.decode_length, "num_beams": args.num_beams,
+                   "rank_options": args.options, "rank_option_length": args.option_length,
                    "model": "bench-cpu fp32", "devices": args.devices},
         "versions": versions(hf=not args.no_hf and hf_skipped is None),
         "hf_flush_denormal": not args.keep_denormals,
         "loadavg": [round(x, 2) for x in os.getloadavg()]}
     for name, (first, median) in timings.items():
         side, what = name.split("_", 1)
-        rate = ({"examples_per_s": round(args.batch / median, 2)} if what == "score" else
-                {"tokens_per_s": round(generated / median, 1)})
+        rate = ({"examples_per_s": round(args.batch / median, 2)} if what in ("score", "rank")
+                else {"tokens_per_s": round(generated / median, 1)})
         result.setdefault(side, {})[what] = rate | {"seconds_median": round(median, 4),
                                                      "first_call_s": round(first, 1)}
     if hf_skipped:

@@ -18,6 +18,7 @@ from typing import Any, Callable, Mapping
 import flax
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from flan_jax.models import t5
 
@@ -127,6 +128,11 @@ def score(model: t5.Transformer, params: Params, batch: Mapping[str, jax.Array])
         'decoder_target_tokens' [batch, tgt_len] (int32, 0 = padding); segment ids and
         positions are passed on to the model when present; 'decoder_loss_weights'
         [batch, tgt_len], when present, weights the positions instead of target != 0.
+        With 'encoder_row' int32 [batch], rows share inputs: 'encoder_input_tokens' then
+        holds the distinct inputs [n_inputs, in_len], row r reads input encoder_row[r], and
+        each input is encoded once (rank classification scores one input against each of
+        its options: the encoder, most of the work, runs once per input instead of once per
+        option). Unpacked batches only.
     Returns:
       float32 [batch]: sum over weighted target positions of log p(target | inputs, prefix).
       A packed row gets the sum over all of its examples.
@@ -137,13 +143,55 @@ def score(model: t5.Transformer, params: Params, batch: Mapping[str, jax.Array])
     missing = [k for k in model_keys[:3] if k not in batch]
     if missing:
         raise ValueError(f"score() needs batch features {missing}; got {sorted(batch)}.")
-    logits = model.apply({"params": params}, **{k: batch[k] for k in model_keys if k in batch},
-                         enable_dropout=False)
+    if "encoder_row" in batch:
+        packed = [k for k in model_keys[3:] if k in batch]
+        if packed:
+            raise ValueError(f"score() with 'encoder_row' takes unpacked rows; got {packed}.")
+        inputs, rows = batch["encoder_input_tokens"], batch["encoder_row"]
+        encoded = model.apply({"params": params}, inputs, enable_dropout=False,
+                              method=model.encode)  # [n_inputs, in_len, emb]
+        logits = model.apply({"params": params}, encoded[rows], inputs[rows],
+                             batch["decoder_input_tokens"], batch["decoder_target_tokens"],
+                             enable_dropout=False, method=model.decode)
+    else:
+        logits = model.apply({"params": params},
+                             **{k: batch[k] for k in model_keys if k in batch},
+                             enable_dropout=False)
     targets = jnp.asarray(batch["decoder_target_tokens"])
     token_log_probs = _token_log_probs(logits, targets)
     weights = batch.get("decoder_loss_weights")
     weights = (targets > 0) if weights is None else jnp.asarray(weights)
     return jnp.sum(token_log_probs * weights.astype(jnp.float32), axis=-1)
+
+
+def share_encoder_inputs(batch: Mapping[str, Any], num_shards: int = 1
+                         ) -> dict[str, Any] | None:
+    """Host-side: the batch with repeated encoder inputs stored once, for `score`.
+
+    batch: numpy features of unpacked rows, 'encoder_input_tokens' [batch, in_len].
+    Returns the batch with 'encoder_input_tokens' [n, in_len] (the distinct inputs, in
+    order of first appearance, padded with copies of the last one) and 'encoder_row'
+    [batch] int32; n is the smallest of batch/8, batch/4, batch/2 that holds them and
+    splits into num_shards (few shapes, so few compiles). None when no such size saves
+    anything (then score the batch as it is).
+    """
+    tokens = np.asarray(batch["encoder_input_tokens"])
+    size = len(tokens)
+    _, first, inverse = np.unique(tokens, axis=0, return_index=True, return_inverse=True)
+    order = np.argsort(first)  # distinct inputs in order of first appearance
+    rank = np.empty_like(order)
+    rank[order] = np.arange(len(order))
+    buckets = [size // d for d in (8, 4, 2) if size % d == 0 and (size // d) % num_shards == 0]
+    fitting = [b for b in buckets if b >= len(order)]
+    if not fitting:
+        return None
+    n = min(fitting)
+    distinct = tokens[np.sort(first)]
+    distinct = np.concatenate([distinct, np.repeat(distinct[-1:], n - len(distinct), axis=0)])
+    out = {k: v for k, v in batch.items() if k != "encoder_input_tokens"}
+    out["encoder_input_tokens"] = distinct
+    out["encoder_row"] = rank[inverse.reshape(-1)].astype(np.int32)
+    return out
 
 
 # ----------------------------------------------------------------------------------------
