@@ -175,7 +175,7 @@ def test_few_shot_tasks_of_flans_kinds_only():
 
 
 def _register_reference_dataset(name: str, dialog_prompt: bool) -> list[str]:
-    """FLAN_FEW_SHOT's rows and template as our collection task, counted in bytes."""
+    """FLAN_FEW_SHOT's rows and templates as our collection tasks, counted in bytes."""
     features = {k: seqio.Feature(BYTES, add_eos=True) for k in ("inputs", "targets")}
     steps = {dialog: functools.partial(registration.fewshot_format, fmt=fmt,
                                        max_input_length=FLAN_FEW_SHOT["max_input_length"])
@@ -186,9 +186,15 @@ def _register_reference_dataset(name: str, dialog_prompt: bool) -> list[str]:
     with mock.patch.object(registration, "OUTPUT_FEATURES", features), \
             mock.patch.dict(registration.FEWSHOT_STEPS, steps):
         return registration.register_dataset_tasks(
-            name, [Template(*FLAN_FEW_SHOT["template"])], source=source,
+            name, [Template(*t) for t in FLAN_FEW_SHOT["templates"]], source=source,
             available_fields=("text", "answer", "options"), is_classification=True,
             dialog_prompt=dialog_prompt)
+
+
+def _rendered_reference(task_name: str, keys) -> list[dict]:
+    ds = show_task.rendered_examples(seqio.get_mixture_or_task(task_name), "test")
+    return [{k: (bool(r[k]) if k == "is_correct" else _text(r[k])) for k in keys}
+            for r in ds.as_numpy_iterator()]
 
 
 @pytest.mark.parametrize("dialog_prompt, flan_format",
@@ -202,11 +208,53 @@ def test_rendered_as_flans_code_renders(dialog_prompt, flan_format):
         for kind, task in (("generation", f"{name}_type_0"),
                            ("scoring_eval", f"{name}_type_0_scoring_eval")):
             for suffix, flan_rows in theirs[kind].items():
-                ds = show_task.rendered_examples(seqio.get_mixture_or_task(task + suffix),
-                                                 "test")
-                mine = [{k: (bool(r[k]) if k == "is_correct" else _text(r[k]))
-                         for k in flan_rows[0]} for r in ds.as_numpy_iterator()]
-                assert mine == flan_rows, (task + suffix)
+                assert _rendered_reference(task + suffix, flan_rows[0]) == flan_rows, suffix
+    finally:
+        for task_name in names:
+            seqio.TaskRegistry.remove(task_name)
+
+
+def _template_layout(text: str, dialog_prompt: bool) -> tuple[list[int], str]:
+    """A few-shot input of the reference rows -> (each exemplar's template, the eval part).
+
+    The rows and templates hold neither " X " nor a blank line, so these split it.
+    """
+    if dialog_prompt:  # "0 x1 X 1 y1 X ... X 0 x X 1 FLAN"
+        parts = text.split(" X ")
+        shots, final = [p[2:] for p in parts[:-2:2]], parts[-2][2:]
+    else:  # "x1 y1\n\n...\n\nx"
+        *shots, final = text.split("\n\n")
+    starts = [inputs.split("{")[0] for inputs, _ in FLAN_FEW_SHOT["templates"]]
+    return [next(i for i, s in enumerate(starts) if shot.startswith(s)) for shot in shots], final
+
+
+@pytest.mark.parametrize("dialog_prompt, flan_format",
+                         [(True, "dialog"), (False, "continuations")])
+def test_round_robin_exemplars_as_flans(dialog_prompt, flan_format):
+    """`_{N}templates`: exemplars take the templates round robin by position, as FLAN's.
+
+    Which train rows are drawn differs: FLAN's batch formatter zips two passes over the
+    reshuffling train split and takes the templated text from the second, so its
+    `_{N}templates` tasks draw other exemplars than its one-template tasks (with the same
+    seed); ours draw the same as their one-template tasks. Both are draws from the
+    shuffled train split.
+    """
+    name = f"my_few_shot_{flan_format}"
+    names = _register_reference_dataset(name, dialog_prompt)
+    try:
+        for suffix, flan_rows in FLAN_FEW_SHOT["rendered"][flan_format]["templates"].items():
+            mine = _rendered_reference(f"{name}_2templates{suffix}", flan_rows[0])
+            assert len(mine) == len(flan_rows)
+            for ours, theirs in zip(mine, flan_rows):
+                assert ours["targets"] == theirs["targets"]
+                our_ids, our_final = _template_layout(ours["inputs"], dialog_prompt)
+                flan_ids, flan_final = _template_layout(theirs["inputs"], dialog_prompt)
+                assert our_final == flan_final  # the eval input: template by position
+                # exemplar i of a batch uses template i % 2 (batches start at even positions)
+                for ids in (our_ids, flan_ids):
+                    assert ids == [i % 2 for i in range(len(ids))], (suffix, ours, theirs)
+            layouts = [_template_layout(r["inputs"], dialog_prompt)[0] for r in flan_rows]
+            assert max(map(len, layouts)) >= 2  # the check sees both templates
     finally:
         for task_name in names:
             seqio.TaskRegistry.remove(task_name)
@@ -216,7 +264,7 @@ def test_flan_reference_rows_exercise_pruning():
     """The recorded rows prune: multi-shot keeps fewer than 16, the long input none."""
     dialog = FLAN_FEW_SHOT["rendered"]["dialog"]["generation"]
     kept = [r["inputs"].count(" X 1 ") - 1 for r in dialog["_multi_shot"]]
-    assert 0 < min(kept[:2]) and max(kept) < 16 and kept[2] == 0
+    assert min(kept[:2] + kept[3:]) > 0 and max(kept) < 16 and kept[2] == 0
     assert FLAN_FEW_SHOT["steps"]["rte_type_0_scoring_eval_two_shot"][:6] == [
         "get_fewshot_num_tokens", "prune_fewshot_examples_by_length", "fewshot_preprocessor",
         "remove_trailing_spaces", "reformat_passthrough", "rank_classification_from_options"]

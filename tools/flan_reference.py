@@ -44,7 +44,7 @@ and tests/data/flan/flan_2021_few_shot.json (`few_shot_facts`, run inside FLAN's
                            budget (max_input_length, None: no pruning), over every task
   steps                    the function names of a few-shot task's preprocessors, in order
   rendered                 FLAN's own few-shot code on FEW_SHOT_ROWS (our hand-written
-                           rows and template, not FLAN's, counted in bytes): the
+                           rows and templates, not FLAN's, counted in bytes): the
                            pretokenized examples of its few-shot tasks, with FLAN's
                            dialog format and with its continuations (no dialog) format
 
@@ -262,15 +262,17 @@ def _formatters_end_with_dialog_prompt() -> bool:
 
 # Hand-written rows and template (ours, none of FLAN's text) that FLAN's few-shot code
 # renders for the reference, counted in bytes (few_shot_vocabulary) so that the budget
-# bites: train inputs of 15 to 29 bytes, one test input too long for any exemplar.
+# bites: train inputs of 14 to 29 bytes, one test input too long for any exemplar; an
+# even number of rows, as FLAN's batch formatter drops a last incomplete round of templates.
 FEW_SHOT_ROWS = {
     "train": [{"text": f"t{i} " + "ab" * (i % 7), "answer": ("yes", "no")[i % 3 == 0]}
               for i in range(24)],
     "test": [{"text": "short", "answer": "yes"}, {"text": "a middle one", "answer": "no"},
-             {"text": "x" * 90, "answer": "no"}],
+             {"text": "x" * 90, "answer": "no"}, {"text": "last", "answer": "yes"}],
 }
 FEW_SHOT_OPTIONS = ("yes", "no")
-FEW_SHOT_TEMPLATE = ("Is it so? {text}", "{answer}")
+# Template 0 makes the one-template tasks; both, round robin, the two-template tasks.
+FEW_SHOT_TEMPLATES = (("Is it so? {text}", "{answer}"), ("Really, {text}?", "{answer}"))
 FEW_SHOT_MAX_INPUT_LENGTH = 100  # bytes
 FEW_SHOT_RENDERED = {"_two_shot": 2, "_multi_shot": 16}
 FEW_SHOT_FORMAT_ARGS = ("x_y_delimiter", "inputs_prefix", "targets_prefix",
@@ -371,21 +373,24 @@ def few_shot_facts() -> dict[str, Any]:
         "steps": {name: step_names(name) for name in
                   ("rte_type_0_two_shot", "rte_type_0_scoring_eval_two_shot")},
         "rows": FEW_SHOT_ROWS, "options": list(FEW_SHOT_OPTIONS),
-        "template": list(FEW_SHOT_TEMPLATE), "max_input_length": FEW_SHOT_MAX_INPUT_LENGTH,
+        "templates": [list(t) for t in FEW_SHOT_TEMPLATES],
+        "max_input_length": FEW_SHOT_MAX_INPUT_LENGTH,
         "rendered": _render_few_shot(register, flan_prep, registered),
     }
 
 
 def _render_few_shot(register, flan_prep, registered) -> dict[str, Any]:
-    """FLAN's few-shot code on FEW_SHOT_ROWS: format -> generation/scoring_eval -> suffix."""
+    """FLAN's few-shot code on FEW_SHOT_ROWS: format -> kind of base task -> suffix -> rows."""
     import seqio  # pylint: disable=g-import-not-at-top
 
     vocab = few_shot_vocabulary()
     features = {"inputs": seqio.Feature(vocab, add_eos=True, required=False),
                 "targets": seqio.Feature(vocab, add_eos=True)}
-    inputs_pattern, targets_pattern = FEW_SHOT_TEMPLATE
+    inputs_pattern, targets_pattern = FEW_SHOT_TEMPLATES[0]
     # FLAN's two formats as its tasks.py calls them: dialog (its instruction tasks, whose
-    # formatter ends with the dialog wrapper) and continuations (no wrapper).
+    # formatters end with the dialog wrapper) and continuations (no wrapper). Base tasks:
+    # generation and scoring with template 0 ("generation", "scoring_eval"), and all
+    # templates round robin with FLAN's batch formatter ("templates").
     formats = {"dialog": (flan_prep.get_flan_formatter, "type",
                           flan_prep.rank_classification_from_options),
                "continuations": (flan_prep.get_glm_formatter, "continuations",
@@ -394,12 +399,15 @@ def _render_few_shot(register, flan_prep, registered) -> dict[str, Any]:
     for fmt, (formatter, kind, scorer) in formats.items():
         calls = registered[kind]["_two_shot"]
         fmt_args = {k: calls[k][0] for k in FEW_SHOT_FORMAT_ARGS}
-        for scoring in (False, True):
-            base = f"few_shot_reference_{fmt}{'_scoring_eval' if scoring else ''}"
-            seqio.TaskRegistry.add(
-                base, source=few_shot_source(), output_features=features,
-                preprocessors=(formatter(inputs_pattern, targets_pattern)
-                               + ([scorer] if scoring else []) + flan_prep.FLAN_TOKENIZE))
+        bases = {
+            "generation": formatter(inputs_pattern, targets_pattern),
+            "scoring_eval": formatter(inputs_pattern, targets_pattern) + [scorer],
+            "templates": flan_prep.get_batch_flan_formatter(list(FEW_SHOT_TEMPLATES)),
+        }
+        for base_kind, steps in bases.items():
+            base = f"few_shot_reference_{fmt}_{base_kind}"
+            seqio.TaskRegistry.add(base, source=few_shot_source(), output_features=features,
+                                   preprocessors=steps + flan_prep.FLAN_TOKENIZE)
             for suffix, num_shots in FEW_SHOT_RENDERED.items():
                 register(base, base + suffix, num_shots, prune_exemplars=True,
                          max_input_length=FEW_SHOT_MAX_INPUT_LENGTH, **fmt_args)
@@ -410,11 +418,11 @@ def _render_few_shot(register, flan_prep, registered) -> dict[str, Any]:
                         break
                     ds = seqio.utils.add_kwargs_to_transform(
                         step, output_features=features, sequence_length=None)(ds)
-                keys = ("inputs", "targets", "is_correct") if scoring else ("inputs", "targets")
-                rendered.setdefault(fmt, {}).setdefault(
-                    "scoring_eval" if scoring else "generation", {})[suffix] = [
-                        {k: (bool(r[k]) if k == "is_correct" else r[k].decode("utf-8"))
-                         for k in keys} for r in ds.as_numpy_iterator()]
+                keys = ("inputs", "targets") + (("is_correct",) if "scoring" in base_kind
+                                                else ())
+                rendered.setdefault(fmt, {}).setdefault(base_kind, {})[suffix] = [
+                    {k: (bool(r[k]) if k == "is_correct" else r[k].decode("utf-8"))
+                     for k in keys} for r in ds.as_numpy_iterator()]
     return rendered
 
 
