@@ -122,7 +122,8 @@ def check_exportable(prompt_length: int) -> None:
 
 def fold_lora(params: Mapping[str, Any], lora_scale: float) -> dict:
     """Nested params -> float32 host params with each kernel += lora_scale * lora_a @ lora_b
-    and the LoRA factors removed (a tree without LoRA comes back unchanged, on the host)."""
+    and the LoRA factors removed (a tree without LoRA comes back unchanged, on the host).
+    Scanned stacks (t5.T5Config.scan_layers) fold layer by layer along PARAM_SCAN_AXIS."""
     flat = flax.traverse_util.flatten_dict(dict(params))
     merged = {}
     for path, value in flat.items():
@@ -132,7 +133,10 @@ def fold_lora(params: Mapping[str, Any], lora_scale: float) -> dict:
         if path[-1] == "kernel" and path[:-1] + ("lora_a",) in flat:
             a = np.asarray(jax.device_get(flat[path[:-1] + ("lora_a",)]), np.float32)
             b = np.asarray(jax.device_get(flat[path[:-1] + ("lora_b",)]), np.float32)
-            value = value + np.float32(lora_scale) * (a @ b)
+            if a.ndim == 3:  # scanned layers: [in, layers, rank] x [rank, layers, out]
+                value = value + np.float32(lora_scale) * np.einsum("ilr,rlo->ilo", a, b)
+            else:
+                value = value + np.float32(lora_scale) * (a @ b)
         merged[path] = value
     return flax.traverse_util.unflatten_dict(merged)
 

@@ -110,6 +110,19 @@ def test_lora_merge_gives_a_plain_t5_with_the_same_logits():
     np.testing.assert_allclose(_logits(plain, merged, batch), adapted, rtol=1e-4, atol=1e-4)
 
 
+def test_lora_merge_of_scanned_layers_folds_each_layer():
+    batch = _batch()
+    lora = tiny.model_config(lora_rank=4, lora_alpha=8.0, lora_targets=ALL_TARGETS,
+                             scan_layers=True)
+    params = _nonzero_lora(lora)
+    kernel = params["encoder"]["layers"]["mlp"]["wo"]["kernel"]
+    assert kernel.ndim == 3 and kernel.shape[t5.PARAM_SCAN_AXIS] == lora.num_encoder_layers
+    merged, plain = peft.merge_lora(params, lora)
+    assert plain.scan_layers and not peft.is_peft(plain)
+    np.testing.assert_allclose(_logits(plain, merged, batch), _logits(lora, params, batch),
+                               rtol=1e-4, atol=1e-4)
+
+
 def test_lora_merge_refuses_a_soft_prompt():
     config = tiny.model_config(prompt_length=4)
     with pytest.raises(ValueError, match="soft prompt"):

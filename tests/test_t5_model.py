@@ -462,3 +462,107 @@ def test_bfloat16_logits_are_float32_and_close(tiny_vars, examples):
         error = np.abs(np.asarray(got) - np.asarray(want))[0, real]
         assert error.max() < 0.03 * np.abs(np.asarray(want)).max()
         assert (jnp.argmax(got, -1) == jnp.argmax(want, -1))[0, real].mean() > 0.8
+
+
+# ---------------------------------------------------------------------------------------
+# 8. bfloat16 and dropout as T5X computes them (t5x/examples/t5/{layers,network}.py at
+#    google-research/t5x HEAD; tools/t5x_precision.py runs T5X's own network beside ours:
+#    bf16 logits identical, also with dropout and the same rng).
+# ---------------------------------------------------------------------------------------
+
+TINY_BF16 = dataclasses.replace(TINY, dtype="bfloat16")
+
+
+def test_t5x_default_attention_logits_in_activation_dtype():
+    # T5X network.T5Config: float32_attention_logits: bool = False.
+    assert t5.T5Config().float32_attention_logits is False
+
+
+@pytest.mark.parametrize("float32_logits", [False, True])
+def test_bfloat16_attention_follows_t5x_dot_product_attention(float32_logits):
+    """T5X's dot_product_attention, written out: q.k in bf16 unless float32_logits; the mask
+    (0 / -1e10 in the activation dtype) plus the bf16 position bias form one bias, cast to
+    the logits' dtype; softmax in that dtype, then cast to bf16; context in bf16."""
+    cfg = dataclasses.replace(TINY_BF16, float32_attention_logits=float32_logits)
+    rng = np.random.default_rng(0)
+    xq = jnp.asarray(rng.normal(size=(2, 3, 16)), jnp.bfloat16)
+    xkv = jnp.asarray(rng.normal(size=(2, 5, 16)), jnp.bfloat16)
+    mask = rng.random((2, 1, 3, 5)) > 0.3
+    bias = jnp.asarray(rng.normal(size=(1, 2, 3, 5)), jnp.float32)
+    module = t5.MultiHeadAttention(cfg)
+    variables = nn.unbox(module.init(jax.random.key(0), xq, xkv, mask, bias, True))
+    got = jax.jit(lambda v: module.apply(v, xq, xkv, mask, bias, True))(variables)
+
+    bf16 = jnp.bfloat16
+
+    @jax.jit
+    def t5x_formula(params):
+        kernel = lambda name: params[name]["kernel"].astype(bf16)
+        heads = lambda x: x.reshape(x.shape[:2] + (2, 8))
+        q, k, v = heads(xq @ kernel("query")), heads(xkv @ kernel("key")), heads(xkv @ kernel("value"))
+        if float32_logits:
+            q, k = q.astype(jnp.float32), k.astype(jnp.float32)
+        logits = jnp.einsum("bqhd,bkhd->bhqk", q, k)
+        attention_bias = jnp.where(mask, jnp.zeros((), bf16), jnp.full((), -1e10, bf16))
+        attention_bias = attention_bias + bias.astype(bf16)
+        weights = jax.nn.softmax(logits + attention_bias.astype(logits.dtype)).astype(bf16)
+        context = jnp.einsum("bhqk,bkhd->bqhd", weights, v).reshape(2, 3, 16)
+        return context @ kernel("out")
+
+    want = t5x_formula(variables["params"])
+    assert got.dtype == want.dtype == jnp.bfloat16
+    np.testing.assert_array_equal(np.asarray(got, np.float32), np.asarray(want, np.float32))
+
+
+def test_bfloat16_attention_dropout_scales_by_bf16_reciprocal():
+    # T5X: multiplier = keep.astype(dtype) / jnp.asarray(keep_prob, dtype), so in bf16 a kept
+    # weight is scaled by 1/0.9 rounded to bfloat16 (1.109375), not 1.1111.
+    cfg = dataclasses.replace(TINY_BF16, dropout_rate=0.1)
+    rng = np.random.default_rng(1)
+    q = jnp.asarray(rng.normal(size=(4, 3, 2, 8)), jnp.bfloat16)
+    k = jnp.asarray(rng.normal(size=(4, 16, 2, 8)), jnp.bfloat16)
+    mask = np.ones((4, 1, 3, 16), bool)
+    module = t5.MultiHeadAttention(cfg)
+
+    def weights(deterministic):
+        return module.apply({}, q, k, mask, None, deterministic, method="_attention_weights",
+                            rngs={"dropout": jax.random.key(3)})
+    clean, dropped = (np.asarray(weights(d), np.float32) for d in (True, False))
+    kept = dropped != 0
+    assert 0 < kept.mean() < 1
+    scale = np.float32(jnp.asarray(1.0, jnp.bfloat16) / jnp.asarray(0.9, jnp.bfloat16))
+    assert scale == np.float32(1.109375)
+    np.testing.assert_array_equal(dropped[kept],
+                                  np.asarray(jnp.asarray(clean[kept], jnp.bfloat16) *
+                                             jnp.asarray(scale, jnp.bfloat16), np.float32))
+
+
+def test_bfloat16_output_projection_is_float32_as_t5x_logits_dense(tiny_vars, examples):
+    # T5X's decoder: DenseGeneral(vocab, dtype=jnp.float32, name='logits_dense'): the bf16
+    # decoder output and the kernel both enter the matmul as float32.
+    batch = _pack(examples, enc_len=10, dec_len=8)
+    _, state = jax.jit(lambda v: t5.Transformer(TINY_BF16).apply(
+        v, **batch, enable_dropout=False, capture_intermediates=True))(tiny_vars)
+    decoder_out = state["intermediates"]["decoder"]["decoder_norm"]["__call__"][0]
+    logits = state["intermediates"]["__call__"][0]
+    assert decoder_out.dtype == jnp.bfloat16 and logits.dtype == jnp.float32
+    kernel = tiny_vars["params"]["decoder"]["logits_dense"]["kernel"]
+    want = jax.jit(jnp.dot)(decoder_out.astype(jnp.float32), kernel)
+    np.testing.assert_allclose(logits, want, rtol=1e-6, atol=1e-6)
+    rounded = jax.jit(jnp.dot)(decoder_out.astype(jnp.float32),
+                               kernel.astype(jnp.bfloat16).astype(jnp.float32))
+    assert not np.allclose(logits, rounded, rtol=1e-6, atol=1e-6)  # the kernel is not rounded
+
+
+def test_encoder_output_dropout_is_elementwise_as_t5x(tiny_vars, examples):
+    # T5X's Encoder ends with nn.Dropout(rate) without broadcast_dims: one mask element per
+    # position and feature, where every other dropout shares its mask along the length.
+    batch = _pack(examples, enc_len=10, dec_len=8)
+    cfg = dataclasses.replace(TINY, dropout_rate=0.5)
+    model = t5.Transformer(cfg)
+    encoded = np.asarray(jax.jit(lambda v: model.apply(
+        v, batch["encoder_input_tokens"], batch["encoder_segment_ids"], enable_dropout=True,
+        method=model.encode, rngs={"dropout": _dropout_key(0)}))(tiny_vars))
+    zeros = encoded[0] == 0  # [length, features]: exact zeros come from the last dropout only
+    assert 0.3 < zeros.mean() < 0.7
+    assert not (zeros == zeros[:1]).all(), "mask broadcast over the length axis"

@@ -75,7 +75,8 @@ class T5Config:
       dropout_rate: used everywhere T5X applies dropout.
       logits_via_embedding: tie the output projection to the input embedding (v1.0).
       dtype: activation dtype, "bfloat16" or "float32". Parameters are always float32.
-      float32_attention_logits: compute q.k in float32 even when dtype is bfloat16.
+      float32_attention_logits: compute q.k and the attention softmax in float32 even when
+        dtype is bfloat16 (False, as in T5X: both in the activation dtype).
       relative_attention_num_buckets / relative_attention_max_distance: T5 position buckets.
       remat_policy: "none", "full" (recompute each layer) or "dots" (keep matmul outputs
         without batch dimensions, recompute the rest).
@@ -120,7 +121,7 @@ class T5Config:
     dropout_rate: float = 0.0
     logits_via_embedding: bool = False
     dtype: str = "bfloat16"
-    float32_attention_logits: bool = True
+    float32_attention_logits: bool = False
     relative_attention_num_buckets: int = 32
     relative_attention_max_distance: int = 128
     remat_policy: str = "none"
@@ -497,25 +498,31 @@ class MultiHeadAttention(nn.Module):
     def _attention_weights(self, query: jax.Array, key: jax.Array, mask: jax.Array,
                            bias: jax.Array | None, deterministic: bool,
                            key_axes: str = "bkhd") -> jax.Array:
-        """float32 softmax weights [batch, heads, q_len, kv_len], with dropout.
+        """Softmax weights [batch, heads, q_len, kv_len] in the activation dtype, with dropout.
 
-        query is [batch, q_len, heads, head_dim]; key_axes names key's layout.
+        query is [batch, q_len, heads, head_dim]; key_axes names key's layout. The dtypes
+        are T5X's (t5x/examples/t5/layers.py dot_product_attention): q.k and the softmax run
+        in float32 only with float32_attention_logits, else in the activation dtype; the
+        mask and the position bias form one bias in the activation dtype; the dropout
+        multiplier is keep / keep_prob in the activation dtype. In float32 all of this is
+        plain float32 arithmetic.
         """
-        cfg = self.config
+        cfg, dtype = self.config, self.config.activation_dtype
         if cfg.float32_attention_logits:
             query, key = query.astype(jnp.float32), key.astype(jnp.float32)
-        logits = jnp.einsum(f"bqhd,{key_axes}->bhqk", query, key).astype(jnp.float32)
-        logits += jnp.where(mask, 0.0, NEG_INF)
+        logits = jnp.einsum(f"bqhd,{key_axes}->bhqk", query, key)
+        attention_bias = jnp.where(mask, 0.0, NEG_INF).astype(dtype)
         if bias is not None:
-            logits += bias
-        weights = jax.nn.softmax(logits, axis=-1)
+            attention_bias = attention_bias + bias.astype(dtype)
+        weights = jax.nn.softmax(logits + attention_bias.astype(logits.dtype),
+                                 axis=-1).astype(dtype)
         if deterministic or cfg.dropout_rate == 0.0:
             return weights
         # As T5X: one mask per (batch, head, key), shared by all queries.
         keep_prob = 1.0 - cfg.dropout_rate
         shape = weights.shape[:2] + (1,) + weights.shape[3:]
         keep = jax.random.bernoulli(self.make_rng("dropout"), keep_prob, shape)
-        return jnp.where(keep, weights / keep_prob, 0.0)
+        return weights * (keep.astype(dtype) / jnp.asarray(keep_prob, dtype))
 
 
 class MlpBlock(nn.Module):
@@ -542,9 +549,13 @@ class MlpBlock(nn.Module):
         return nn.with_logical_constraint(out, ("batch", "length", "embed"))
 
 
-def _dropout(cfg: T5Config, x: jax.Array, deterministic: bool) -> jax.Array:
-    # T5X broadcasts dropout masks over the length axis (one mask per row and feature).
-    return nn.Dropout(rate=cfg.dropout_rate, broadcast_dims=(-2,))(x, deterministic=deterministic)
+def _dropout(cfg: T5Config, x: jax.Array, deterministic: bool,
+             broadcast_over_length: bool = True) -> jax.Array:
+    # As T5X: masks are broadcast over the length axis (one per row and feature) everywhere
+    # but on the encoder's output, where every element gets its own.
+    broadcast_dims = (-2,) if broadcast_over_length else ()
+    return nn.Dropout(rate=cfg.dropout_rate, broadcast_dims=broadcast_dims)(
+        x, deterministic=deterministic)
 
 
 # ----------------------------------------------------------------------------------------
@@ -709,7 +720,7 @@ class Encoder(nn.Module):
         x = _run_layers(_maybe_remat(EncoderLayer, cfg, deterministic_argnum=4), cfg,
                         cfg.num_encoder_layers, x, mask, bias, deterministic)
         x = RMSNorm(cfg.activation_dtype, name="encoder_norm")(x)
-        return _dropout(cfg, x, deterministic)
+        return _dropout(cfg, x, deterministic, broadcast_over_length=False)
 
 
 class Decoder(nn.Module):
@@ -768,8 +779,9 @@ class Decoder(nn.Module):
             # Tied weights: rescale, since the embedding's entries have stddev 1.
             logits = self.shared_embedding.attend(y) / math.sqrt(cfg.emb_dim)
         else:
-            # float32 accumulation and output: the loss needs precise logits.
-            logits = Dense(cfg.vocab_size, ("embed", "vocab"), cfg.activation_dtype,
+            # As T5X's logits_dense: inputs, kernel and result in float32 whatever the
+            # activation dtype (the loss needs precise logits).
+            logits = Dense(cfg.vocab_size, ("embed", "vocab"), jnp.float32,
                            output_dtype=jnp.float32, name="logits_dense")(y)
         return nn.with_logical_constraint(logits, ("batch", "length", "vocab"))
 

@@ -5,6 +5,7 @@
     clusters.py      the 17 code clusters, the paper's 12, held-out exclusion rules
     patterns.py      our instruction templates, shaped like FLAN's PATTERNS
     registration.py  task / mixture registration under FLAN's names; register_jsonl_task
+    continuations.py FLAN's `continuations_*` baselines (plain continuation prompts)
 
 Importing this package registers every templated dataset and the mixtures over
 them. Nothing touches TFDS until a dataset is read; point seqio at prepared data
@@ -18,7 +19,7 @@ or `register(dialog_prompt=True)`.
 """
 import os
 
-from tasks.flan import datasets, patterns, registration
+from tasks.flan import continuations, datasets, patterns, registration
 
 MIXTURES = {}
 FIX_QUIRKS_ENV = "FLAN_JAX_FIX_FLAN_QUIRKS"
@@ -27,7 +28,8 @@ DIALOG_PROMPT_ENV = "FLAN_JAX_FLAN_DIALOG_PROMPT"
 
 def register(fix_flan_quirks: bool | None = None,
              dialog_prompt: bool | None = None) -> dict[str, tuple[str, ...]]:
-    """(Re-)registers the templated datasets' tasks and all mixtures; returns the mixtures.
+    """(Re-)registers the templated datasets' tasks, the continuation baselines and all
+    mixtures; returns the mixtures.
 
     fix_flan_quirks: fix datasets.FLAN_QUIRKS; None reads FLAN_JAX_FIX_FLAN_QUIRKS ("1": fix).
     dialog_prompt: wrap inputs as FLAN's LaMDA-PT runs did; None reads
@@ -39,6 +41,7 @@ def register(fix_flan_quirks: bool | None = None,
         dialog_prompt = os.environ.get(DIALOG_PROMPT_ENV, "0") == "1"
     specs = datasets.specs(fix_flan_quirks)
     registration.register_from_patterns(patterns.PATTERNS, specs, dialog_prompt=dialog_prompt)
+    continuations.register(specs, fix_flan_quirks=fix_flan_quirks)
     MIXTURES.clear()
     MIXTURES.update(registration.register_mixtures(
         registration.datasets_of_patterns(patterns.PATTERNS, specs)))
