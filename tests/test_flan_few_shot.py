@@ -30,7 +30,7 @@ import tensorflow_datasets as tfds
 import tasks  # noqa: F401  (registers everything)
 from flan_jax import vocabularies
 from flan_jax.templates import Template
-from tasks.flan import datasets, mixtures, patterns, registration
+from tasks.flan import continuations, datasets, mixtures, patterns, registration
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(__file__)), "tools"))
 import flan_reference  # noqa: E402
@@ -169,6 +169,32 @@ def test_few_shot_tasks_of_flans_kinds_only():
         assert task.preprocessors[0] is registration.FEWSHOT_STEPS[False], name
     assert by_kind == {kind: {s: c["tasks"] for s, c in registered[kind].items()}
                        for kind in FLAN_KINDS}
+
+
+def test_continuations_few_shot_tasks_are_flans():
+    """continuations_*: FLAN's undialoged format, unpruned, 1 to 10 shots, as many tasks."""
+    registered = FLAN_FEW_SHOT["registered"]
+    step = registration.CONTINUATIONS_FEWSHOT_STEP
+    assert step.keywords == {"fmt": registration.PLAIN_FEWSHOT, "max_input_length": None}
+    assert (registration.PLAIN_FEWSHOT.x_y_delimiter,
+            registration.PLAIN_FEWSHOT.example_separator) == (
+        continuations.CONTINUATION_X_Y_DELIMITER, continuations.CONTINUATION_EXAMPLE_SEPARATOR)
+    counts = {}
+    for name in seqio.TaskRegistry.names():
+        suffix = next((s for s in mixtures.SHOTS if name.endswith(s)), None)
+        if suffix is None or not name.startswith("continuations_"):
+            continue
+        kind = flan_reference._few_shot_kind(name[:-len(suffix)])
+        counts.setdefault(kind, {}).setdefault(suffix, 0)
+        counts[kind][suffix] += 1
+        task = seqio.TaskRegistry.get(name)
+        assert task.source._num_shots == mixtures.SHOTS[suffix], name
+        assert task.preprocessors[0] is step, name
+    assert counts == {kind: {s: c["tasks"] for s, c in registered[kind].items()}
+                      for kind in ("continuations", "continuations_scoring_eval")}
+    for kind in ("continuations", "continuations_scoring_eval"):
+        for calls in registered[kind].values():
+            assert calls["prune_exemplars"] == [False] and calls["max_input_length"] == [None]
 
 
 # --- Our tasks against FLAN's own few-shot code, on the same rows --------------------------

@@ -233,11 +233,15 @@ def fewshot_format(dataset: tf.data.Dataset,
     return dataset.map(form, num_parallel_calls=tf.data.AUTOTUNE)
 
 
-# The few-shot step of every collection task, by dialog switch; built once, as
+# The few-shot step of every instruction task, by dialog switch; built once, as
 # registration adds thousands of few-shot tasks.
 FEWSHOT_STEPS = {dialog: functools.partial(fewshot_format, fmt=fmt,
                                            max_input_length=FEWSHOT_MAX_INPUT_LENGTH)
                  for dialog, fmt in ((False, PLAIN_FEWSHOT), (True, DIALOG_FEWSHOT))}
+# FLAN's continuations_* baselines (register_few_shot_versions_of_continuations_task): its
+# format without dialog markers, and no pruning.
+CONTINUATIONS_FEWSHOT_STEP = functools.partial(fewshot_format, fmt=PLAIN_FEWSHOT,
+                                               max_input_length=None)
 
 
 # ---------------------------------------------------------------------------
@@ -271,8 +275,10 @@ def rank_classification_from_answer(dataset: tf.data.Dataset) -> tf.data.Dataset
 
 def _add_task(name: str, source: seqio.DataSource, field_preprocessors: Sequence[Callable],
               templates: Sequence[Template], *, scoring: bool = False, shots: int = 0,
-              dialog_prompt: bool = False, postprocess_fn=None, metric_fns=(),
-              eval_fields: Sequence[str] = ()) -> None:
+              dialog_prompt: bool = False, fewshot_step: Callable | None = None,
+              postprocess_fn=None, metric_fns=(), eval_fields: Sequence[str] = ()) -> None:
+    """Registers one task. With `shots`, exemplars are joined by `fewshot_step`
+    (default FEWSHOT_STEPS[dialog_prompt]: FLAN's instruction-task format and budget)."""
     if scoring:  # the gold answer(s) decide which option rows are correct
         eval_fields = ("answer", *(f for f in eval_fields if f == "answers"))
     if dialog_prompt and not shots:
@@ -291,7 +297,7 @@ def _add_task(name: str, source: seqio.DataSource, field_preprocessors: Sequence
             source, num_shots=shots, train_preprocessors=templating(()),
             eval_preprocessors=templating(), train_split="train",
             train_feature_keys=("inputs", "targets"))
-        steps = [FEWSHOT_STEPS[dialog_prompt]]
+        steps = [fewshot_step or FEWSHOT_STEPS[dialog_prompt]]
     else:
         steps = templating()
     if scoring:  # after the few-shot step: every option row holds the exemplars (FLAN's order)
