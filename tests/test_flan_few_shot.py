@@ -291,9 +291,26 @@ def test_flan_reference_rows_exercise_pruning():
     dialog = FLAN_FEW_SHOT["rendered"]["dialog"]["generation"]
     kept = [r["inputs"].count(" X 1 ") - 1 for r in dialog["_multi_shot"]]
     assert min(kept[:2] + kept[3:]) > 0 and max(kept) < 16 and kept[2] == 0
-    assert FLAN_FEW_SHOT["steps"]["rte_type_0_scoring_eval_two_shot"][:6] == [
+
+
+def _step_names(task_name: str) -> list[str]:
+    return [getattr(getattr(p, "func", p), "__name__", type(p).__name__)
+            for p in seqio.TaskRegistry.get(task_name).preprocessors]
+
+
+def test_step_order_is_flans():
+    # FLAN: prune, join, strip, suffix, then one row per option, then tokens.
+    assert FLAN_FEW_SHOT["steps"]["rte_type_0_scoring_eval_two_shot"] == [
         "get_fewshot_num_tokens", "prune_fewshot_examples_by_length", "fewshot_preprocessor",
-        "remove_trailing_spaces", "reformat_passthrough", "rank_classification_from_options"]
+        "remove_trailing_spaces", "reformat_passthrough", "rank_classification_from_options",
+        "tokenize", "CacheDatasetPlaceholder", "append_eos_after_trim"]
+    # Ours: the first four in fewshot_format. No cache placeholder: a cache would freeze
+    # the exemplars drawn on the caching pass.
+    assert _step_names("rte_type_0_scoring_eval_two_shot") == [
+        "fewshot_format", "rank_classification_from_answer", "tokenize",
+        "append_eos_after_trim"]
+    assert _step_names("rte_type_0_two_shot") == [
+        "fewshot_format", "tokenize", "append_eos_after_trim"]
 
 
 # --- The collection on TFDS mock data -------------------------------------------------------
