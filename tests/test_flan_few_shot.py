@@ -46,12 +46,12 @@ def _text(value) -> str:
 
 
 def _format(train_inputs, train_targets, eval_input, *, fmt, max_input_length=None,
-            vocabulary=None, **eval_features) -> str:
+            vocabulary=None) -> str:
     """registration.fewshot_format on one hand-written FewshotDataSource example."""
     ds = tf.data.Dataset.from_tensors({
         "train": {"inputs": tf.constant(train_inputs, tf.string),
                   "targets": tf.constant(train_targets, tf.string)},
-        "eval": {"inputs": eval_input, "targets": "gold", **eval_features}})
+        "eval": {"inputs": eval_input, "targets": "gold"}})
     features = None
     if vocabulary is not None:
         features = {k: seqio.Feature(vocabulary) for k in ("inputs", "targets")}
@@ -160,7 +160,7 @@ def test_few_shot_tasks_of_flans_kinds_only():
         suffix = next((s for s in mixtures.SHOTS if name.endswith(s)), None)
         if suffix is None or not name.startswith(ours):
             continue
-        kind = flan_reference._few_shot_kind(name[:-len(suffix)])
+        kind = flan_reference.few_shot_kind(name[:-len(suffix)])
         assert kind in FLAN_KINDS, name  # not _all_prompts, _no_options, ablations
         by_kind[kind][suffix] += 1
         task = seqio.TaskRegistry.get(name)
@@ -184,7 +184,7 @@ def test_continuations_few_shot_tasks_are_flans():
         suffix = next((s for s in mixtures.SHOTS if name.endswith(s)), None)
         if suffix is None or not name.startswith("continuations_"):
             continue
-        kind = flan_reference._few_shot_kind(name[:-len(suffix)])
+        kind = flan_reference.few_shot_kind(name[:-len(suffix)])
         counts.setdefault(kind, {}).setdefault(suffix, 0)
         counts[kind][suffix] += 1
         task = seqio.TaskRegistry.get(name)

@@ -260,10 +260,10 @@ def _formatters_end_with_dialog_prompt() -> bool:
 
 # --- Few-shot facts -------------------------------------------------------------------------
 
-# Hand-written rows and template (ours, none of FLAN's text) that FLAN's few-shot code
+# Hand-written rows and templates (ours, none of FLAN's text) that FLAN's few-shot code
 # renders for the reference, counted in bytes (few_shot_vocabulary) so that the budget
-# bites: train inputs of 14 to 29 bytes, one test input too long for any exemplar; an
-# even number of rows, as FLAN's batch formatter drops a last incomplete round of templates.
+# bites: train inputs of varied lengths, one test input too long for any exemplar; an even
+# number of rows, as FLAN's batch formatter drops a last incomplete round of templates.
 FEW_SHOT_ROWS = {
     "train": [{"text": f"t{i} " + "ab" * (i % 7), "answer": ("yes", "no")[i % 3 == 0]}
               for i in range(24)],
@@ -313,7 +313,7 @@ def few_shot_vocabulary():
     return RaggedByteVocabulary()
 
 
-def _few_shot_kind(base: str) -> str:
+def few_shot_kind(base: str) -> str:
     """The kind of task a few-shot task is made from, by FLAN's naming."""
     if base.startswith("continuations_"):
         return "continuations" + ("_scoring_eval" if base.endswith("_scoring_eval") else "")
@@ -354,7 +354,7 @@ def few_shot_facts() -> dict[str, Any]:
         name = call["new_task_name"]
         suffix = next(s for s in suffixes if name.endswith(s))
         assert call["base_task_name"] + suffix == name, name
-        entry = registered.setdefault(_few_shot_kind(call["base_task_name"]), {}).setdefault(
+        entry = registered.setdefault(few_shot_kind(call["base_task_name"]), {}).setdefault(
             suffix, {"tasks": 0})
         entry["tasks"] += 1
         for key in ("num_shots", "prune_exemplars", "max_input_length",
