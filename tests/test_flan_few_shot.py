@@ -19,6 +19,7 @@ code is unchanged at HEAD), two ways:
 import functools
 import itertools
 import os
+import re
 import sys
 from unittest import mock
 
@@ -254,6 +255,18 @@ def _template_layout(text: str, dialog_prompt: bool) -> tuple[list[int], str]:
     return [next(i for i, s in enumerate(starts) if shot.startswith(s)) for shot in shots], final
 
 
+def _drawn_texts(task_name: str) -> list[list[str]]:
+    """The "text" field of each exemplar the task's FewshotDataSource draws, per example."""
+    source = seqio.get_mixture_or_task(task_name).source
+    texts = []
+    for ex in source.get_dataset("test", shuffle=False).as_numpy_iterator():
+        texts.append([])
+        for rendered in ex["train"]["inputs"]:  # "Is it so? {text}" or "Really, {text}?"
+            match = re.fullmatch(r"Is it so\? (.*)|Really, (.*)\?", _text(rendered))
+            texts[-1].append(match[1] if match[1] is not None else match[2])
+    return texts
+
+
 @pytest.mark.parametrize("dialog_prompt, flan_format",
                          [(True, "dialog"), (False, "continuations")])
 def test_round_robin_exemplars_as_flans(dialog_prompt, flan_format):
@@ -262,8 +275,8 @@ def test_round_robin_exemplars_as_flans(dialog_prompt, flan_format):
     Which train rows are drawn differs: FLAN's batch formatter zips two passes over the
     reshuffling train split and takes the templated text from the second, so its
     `_{N}templates` tasks draw other exemplars than its one-template tasks (with the same
-    seed); ours draw the same as their one-template tasks. Both are draws from the
-    shuffled train split.
+    seed); ours draw the same as our one-template tasks. Both are draws from the shuffled
+    train split.
     """
     name = f"my_few_shot_{flan_format}"
     names = _register_reference_dataset(name, dialog_prompt)
@@ -281,6 +294,9 @@ def test_round_robin_exemplars_as_flans(dialog_prompt, flan_format):
                     assert ids == [i % 2 for i in range(len(ids))], (suffix, ours, theirs)
             layouts = [_template_layout(r["inputs"], dialog_prompt)[0] for r in flan_rows]
             assert max(map(len, layouts)) >= 2  # the check sees both templates
+            # Ours draw the rows of our one-template tasks (FLAN's rows, as tested above).
+            assert _drawn_texts(f"{name}_2templates{suffix}") == _drawn_texts(
+                f"{name}_type_0{suffix}")
     finally:
         for task_name in names:
             seqio.TaskRegistry.remove(task_name)
