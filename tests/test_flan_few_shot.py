@@ -241,6 +241,23 @@ def test_rendered_as_flans_code_renders(dialog_prompt, flan_format):
             seqio.TaskRegistry.remove(task_name)
 
 
+def test_a_shorter_input_length_trims_the_end():
+    """The budget is FLAN's 960 whatever the run's input length: seqio's trim then cuts the
+    end of a long few-shot input, the eval input first (FLAN_TOKENIZE trims the same way)."""
+    names = _register_reference_dataset("my_few_shot_trim", dialog_prompt=True)
+    try:
+        task = seqio.get_mixture_or_task("my_few_shot_trim_type_0_two_shot")
+        full = _rendered_reference(task.name, ["inputs"])[0]["inputs"]
+        assert full.endswith(" X 0 Is it so? short X 1 FLAN") and len(full) > 40
+        ex = next(task.get_dataset({"inputs": 40, "targets": 8}, split="test", shuffle=False,
+                                   use_cached=False).as_numpy_iterator())
+        assert len(ex["inputs"]) == 40 and ex["inputs"][-1] == 1  # 39 bytes + EOS
+        assert BYTES.decode(ex["inputs"][:-1].tolist()) == full[:39]
+    finally:
+        for task_name in names:
+            seqio.TaskRegistry.remove(task_name)
+
+
 def _template_layout(text: str, dialog_prompt: bool) -> tuple[list[int], str]:
     """A few-shot input of the reference rows -> (each exemplar's template, the eval part).
 
