@@ -463,22 +463,6 @@ def test_classification_without_answer_field_is_refused():
             available_fields=("text", "label", "options"), is_classification=True)
 
 
-def test_few_shot_scoring_rows():
-    with tfds.testing.mock_data(num_examples=4), \
-         mock.patch.object(registration.FlanTfdsSource, "list_shards", return_value=[]):
-        def rows(name):
-            task = seqio.get_mixture_or_task(name)
-            return list(show_task.rendered_examples(task, "validation").as_numpy_iterator())
-        zero, few = rows("rte_type_0_scoring_eval"), rows("rte_type_0_scoring_eval_two_shot")
-    assert len(few) == len(zero) == 2 * 4  # one row per option ("yes", "no")
-    for z, f in zip(zero, few):
-        assert _text(f["inputs"]).endswith(_text(z["inputs"]))
-        assert len(_text(f["inputs"])) > len(_text(z["inputs"]))
-        assert (_text(f["targets"]), bool(f["is_correct"])) == (_text(z["targets"]),
-                                                                 bool(z["is_correct"]))
-    assert sum(bool(r["is_correct"]) for r in few) == 4
-
-
 # --- Field mappings on the same random examples as FLAN's code ------------------------------
 
 MOCKED = sorted(n for n in datasets.DATASETS if FLAN_DATASETS[n]["mock"] is not None)

@@ -391,42 +391,4 @@ def test_prepare_data_lists_every_dataset():
     assert len(names) == len({s.tfds_name for s in datasets.DATASETS.values()})
 
 
-# --- Few-shot ------------------------------------------------------------------------------
-
-
-def test_few_shot_variants(mock_tfds):
-    names = set(seqio.TaskRegistry.names())
-    for suffix in ("_one_shot", "_two_shot", "_three_shot", "_five_shot", "_ten_shot",
-                   "_multi_shot"):
-        assert f"rte_10templates{suffix}" in names and f"rte_type_3{suffix}" in names
-        assert f"flan_inter_cluster_split_0_10templates{suffix}_train" in set(
-            seqio.MixtureRegistry.names())
-    zero = _rendered("rte_type_0")
-    # Mock data has no split metadata, so FewshotDataSource cannot list file shards.
-    with mock.patch.object(registration.FlanTfdsSource, "list_shards", return_value=[]):
-        few = _rendered("rte_type_0_two_shot")
-    assert len(few) == len(zero)
-    for z, f in zip(zero, few):
-        z_in, f_in = _text(z["inputs"]), _text(f["inputs"])
-        assert f_in.endswith(z_in) and len(f_in) > len(z_in)
-        assert _text(f["targets"]) == _text(z["targets"])
-        prefix = f_in[:-len(z_in)]  # "input\n\ntarget\n\n" per exemplar
-        assert prefix.endswith(registration.SHOT_SEPARATOR)
-        assert prefix.count(registration.SHOT_SEPARATOR) >= 4
-        assert prefix[:-2].rsplit(registration.SHOT_SEPARATOR, 1)[-1] in ("yes", "no")
-
-
-def test_few_shot_exemplars_pruned_to_input_length():
-    shots = ["a" * 10, "b" * 10, "c" * 10]
-    ds = tf.data.Dataset.from_tensors({
-        "train": {"inputs": tf.constant(shots), "targets": tf.constant(["x", "y", "z"])},
-        "eval": {"inputs": tf.constant("question"), "targets": tf.constant("t")}})
-    features = {"inputs": seqio.Feature(seqio.ByteVocabulary())}
-    # Each exemplar is 10 + 2 + 1 + 2 = 15 bytes; the eval input 8 bytes + EOS.
-    for budget, kept in ((9, 0), (24, 1), (39, 2), (100, 3)):
-        out = next(registration.fewshot_format(ds, features, {"inputs": budget})
-                   .as_numpy_iterator())
-        assert _text(out["inputs"]).count("\n\n") == 2 * kept, budget
-        assert _text(out["inputs"]).endswith("question") and _text(out["targets"]) == "t"
-    unpruned = next(registration.fewshot_format(ds).as_numpy_iterator())
-    assert _text(unpruned["inputs"]).startswith("aaaaaaaaaa\n\nx\n\nbbbbbbbbbb\n\ny\n\nc")
+# Few-shot tasks: tests/test_flan_few_shot.py.

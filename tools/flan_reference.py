@@ -1,6 +1,7 @@
 r"""Records facts of FLAN's own code as test data: tests/data/flan/flan_2021_reference.json.gz.
 
     python tools/flan_reference.py --flan_repo=/work/.mirror/google-research+FLAN/repo
+    python tools/flan_reference.py --flan_repo=... --few_shot   # flan_2021_few_shot.json
 
 FLAN's package (google-research/FLAN, flan/) imports with the stable seqio and t5 of our
 environment and registers its seqio tasks and mixtures without reading any data. This tool
@@ -33,6 +34,20 @@ output:
   task_names               every task name the 2021 release registers
   mixtures                 every mixture of the 2021 release -> its sorted task names
 
+and tests/data/flan/flan_2021_few_shot.json (`few_shot_facts`, run inside FLAN's code):
+
+  format_defaults          register_few_shot_version_of_task's delimiter arguments
+  shot_suffixes            ShotConfig: task-name suffix -> number of exemplars ("multi")
+  registered               per kind of base task (type, scoring_eval, templates,
+                           continuations, continuations_scoring_eval) and shot suffix:
+                           how many few-shot tasks, their num_shots, and their pruning
+                           budget (max_input_length, None: no pruning), over every task
+  steps                    the function names of a few-shot task's preprocessors, in order
+  rendered                 FLAN's own few-shot code on FEW_SHOT_ROWS (our hand-written
+                           rows and templates, not FLAN's, counted in bytes): the
+                           pretokenized examples of its few-shot tasks, with FLAN's
+                           dialog format and with its continuations (no dialog) format
+
 Run it again only to refresh the file from another FLAN commit; the tests never run FLAN.
 """
 from __future__ import annotations
@@ -55,6 +70,7 @@ TEMPLATE_FIELD = re.compile(r"(?<!\{)\{(\w+)\}")
 LATER_PIN = "HEAD"
 OUTPUT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                       "tests", "data", "flan", "flan_2021_reference.json.gz")
+OUTPUT_FEW_SHOT = os.path.join(os.path.dirname(OUTPUT), "flan_2021_few_shot.json")
 
 
 def _hash(text: str) -> str:
@@ -242,7 +258,178 @@ def _formatters_end_with_dialog_prompt() -> bool:
             and flan_preprocessors.get_batch_flan_formatter([("{a}", "{b}")])[-1] is wrapper)
 
 
-def _read_commit(flan_repo: str, commit: str, with_mock: bool) -> dict[str, Any]:
+# --- Few-shot facts -------------------------------------------------------------------------
+
+# Hand-written rows and templates (ours, none of FLAN's text) that FLAN's few-shot code
+# renders for the reference, counted in bytes (few_shot_vocabulary) so that the budget
+# bites: train inputs of varied lengths, one test input too long for any exemplar; an even
+# number of rows, as FLAN's batch formatter drops a last incomplete round of templates.
+FEW_SHOT_ROWS = {
+    "train": [{"text": f"t{i} " + "ab" * (i % 7), "answer": ("yes", "no")[i % 3 == 0]}
+              for i in range(24)],
+    "test": [{"text": "short", "answer": "yes"}, {"text": "a middle one", "answer": "no"},
+             {"text": "x" * 90, "answer": "no"}, {"text": "last", "answer": "yes"}],
+}
+FEW_SHOT_OPTIONS = ("yes", "no")
+# Template 0 makes the one-template tasks; both, round robin, the two-template tasks.
+FEW_SHOT_TEMPLATES = (("Is it so? {text}", "{answer}"), ("Really, {text}?", "{answer}"))
+FEW_SHOT_MAX_INPUT_LENGTH = 100  # bytes
+FEW_SHOT_RENDERED = {"_two_shot": 2, "_multi_shot": 16}
+FEW_SHOT_FORMAT_ARGS = ("x_y_delimiter", "inputs_prefix", "targets_prefix",
+                        "example_separator", "final_suffix")
+
+
+def few_shot_source(rows: dict[str, list[dict[str, str]]] = FEW_SHOT_ROWS,
+                    options: tuple[str, ...] = FEW_SHOT_OPTIONS):
+    """A seqio.FunctionDataSource of `rows`: split -> [{"text", "answer"}], + "options"."""
+    import seqio  # pylint: disable=g-import-not-at-top
+    import tensorflow as tf  # pylint: disable=g-import-not-at-top
+
+    def dataset_fn(split, shuffle_files, seed=None):
+        del shuffle_files, seed
+        return tf.data.Dataset.from_tensor_slices({
+            "text": [r["text"] for r in rows[split]],
+            "answer": [r["answer"] for r in rows[split]],
+            "options": [list(options)] * len(rows[split])})
+
+    return seqio.FunctionDataSource(dataset_fn, splits=tuple(rows))
+
+
+def few_shot_vocabulary():
+    """seqio.ByteVocabulary that also encodes a vector of strings of unequal lengths.
+
+    FLAN's get_fewshot_num_tokens encodes all exemplars at once (a SentencePiece
+    vocabulary returns a ragged tensor); ByteVocabulary's decode_raw needs equal lengths.
+    For the ASCII of FEW_SHOT_ROWS the two give the same ids, one per character.
+    """
+    import seqio  # pylint: disable=g-import-not-at-top
+    import tensorflow as tf  # pylint: disable=g-import-not-at-top
+
+    class RaggedByteVocabulary(seqio.ByteVocabulary):
+
+        def _encode_tf(self, s):
+            return tf.strings.unicode_decode(s, "UTF-8") + self._num_special_tokens
+
+    return RaggedByteVocabulary()
+
+
+def few_shot_kind(base: str) -> str:
+    """The kind of task a few-shot task is made from, by FLAN's naming."""
+    if base.startswith("continuations_"):
+        return "continuations" + ("_scoring_eval" if base.endswith("_scoring_eval") else "")
+    for kind, pattern in (("scoring_eval", r".+_type_\d+_scoring_eval"),
+                          ("type", r".+_type_\d+"), ("templates", r".+_\d+templates")):
+        if re.fullmatch(pattern, base):
+            return kind
+    return "other"
+
+
+def few_shot_facts() -> dict[str, Any]:
+    """Runs inside a fresh interpreter whose sys.path starts with FLAN's checkout."""
+    import inspect  # pylint: disable=g-import-not-at-top
+
+    import seqio  # pylint: disable=g-import-not-at-top
+    from flan import few_shot  # pylint: disable=g-import-not-at-top
+    from flan import preprocessors as flan_prep  # pylint: disable=g-import-not-at-top
+
+    register = few_shot.register_few_shot_version_of_task
+    signature = inspect.signature(register)
+    suffixes = {c.name_suffix: c.value for c in few_shot.ShotConfig if c.value != 0}
+    calls = []
+
+    def recording(*args, **kwargs):  # every call FLAN's tasks.py makes, defaults filled in
+        bound = signature.bind(*args, **kwargs)
+        bound.apply_defaults()
+        calls.append(dict(bound.arguments))
+        return register(*args, **kwargs)
+
+    few_shot.register_few_shot_version_of_task = recording
+    try:
+        from flan import tasks as _  # noqa: F401  pylint: disable=g-import-not-at-top
+    finally:
+        few_shot.register_few_shot_version_of_task = register
+
+    registered: dict[str, dict[str, dict[str, Any]]] = {}
+    for call in calls:
+        name = call["new_task_name"]
+        suffix = next(s for s in suffixes if name.endswith(s))
+        assert call["base_task_name"] + suffix == name, name
+        entry = registered.setdefault(few_shot_kind(call["base_task_name"]), {}).setdefault(
+            suffix, {"tasks": 0})
+        entry["tasks"] += 1
+        for key in ("num_shots", "prune_exemplars", "max_input_length",
+                    *FEW_SHOT_FORMAT_ARGS):
+            if call[key] not in entry.setdefault(key, []):
+                entry[key].append(call[key])
+
+    def step_names(task_name):
+        return [getattr(getattr(p, "func", p), "__name__", type(p).__name__)
+                for p in seqio.TaskRegistry.get(task_name).preprocessors]
+
+    return {
+        "format_defaults": {k: signature.parameters[k].default for k in FEW_SHOT_FORMAT_ARGS},
+        "shot_suffixes": suffixes,
+        "registered": registered,
+        "steps": {name: step_names(name) for name in
+                  ("rte_type_0_two_shot", "rte_type_0_scoring_eval_two_shot")},
+        "rows": FEW_SHOT_ROWS, "options": list(FEW_SHOT_OPTIONS),
+        "templates": [list(t) for t in FEW_SHOT_TEMPLATES],
+        "max_input_length": FEW_SHOT_MAX_INPUT_LENGTH,
+        "rendered": _render_few_shot(register, flan_prep, registered),
+    }
+
+
+def _render_few_shot(register, flan_prep, registered) -> dict[str, Any]:
+    """FLAN's few-shot code on FEW_SHOT_ROWS: format -> kind of base task -> suffix -> rows."""
+    import seqio  # pylint: disable=g-import-not-at-top
+
+    vocab = few_shot_vocabulary()
+    features = {"inputs": seqio.Feature(vocab, add_eos=True, required=False),
+                "targets": seqio.Feature(vocab, add_eos=True)}
+    inputs_pattern, targets_pattern = FEW_SHOT_TEMPLATES[0]
+    # FLAN's two formats as its tasks.py calls them: dialog (its instruction tasks, whose
+    # formatters end with the dialog wrapper) and continuations (no wrapper). Base tasks:
+    # generation and scoring with template 0 ("generation", "scoring_eval"), and all
+    # templates round robin with FLAN's batch formatter ("templates").
+    formats = {"dialog": (flan_prep.get_flan_formatter, "type",
+                          flan_prep.rank_classification_from_options),
+               "continuations": (flan_prep.get_glm_formatter, "continuations",
+                                 flan_prep.GLM_RANK_CLASSIFICATION)}
+    rendered: dict[str, Any] = {}
+    for fmt, (formatter, kind, scorer) in formats.items():
+        calls = registered[kind]["_two_shot"]
+        fmt_args = {k: calls[k][0] for k in FEW_SHOT_FORMAT_ARGS}
+        bases = {
+            "generation": formatter(inputs_pattern, targets_pattern),
+            "scoring_eval": formatter(inputs_pattern, targets_pattern) + [scorer],
+            "templates": flan_prep.get_batch_flan_formatter(list(FEW_SHOT_TEMPLATES)),
+        }
+        for base_kind, steps in bases.items():
+            base = f"few_shot_reference_{fmt}_{base_kind}"
+            seqio.TaskRegistry.add(base, source=few_shot_source(), output_features=features,
+                                   preprocessors=steps + flan_prep.FLAN_TOKENIZE)
+            for suffix, num_shots in FEW_SHOT_RENDERED.items():
+                register(base, base + suffix, num_shots, prune_exemplars=True,
+                         max_input_length=FEW_SHOT_MAX_INPUT_LENGTH, **fmt_args)
+                task = seqio.TaskRegistry.get(base + suffix)
+                ds = task.source.get_dataset("test", shuffle=False)
+                for step in task.preprocessors:
+                    if step is seqio.preprocessors.tokenize:
+                        break
+                    ds = seqio.utils.add_kwargs_to_transform(
+                        step, output_features=features, sequence_length=None)(ds)
+                keys = ("inputs", "targets") + (("is_correct",) if "scoring" in base_kind
+                                                else ())
+                rendered.setdefault(fmt, {}).setdefault(base_kind, {})[suffix] = [
+                    {k: (bool(r[k]) if k == "is_correct" else r[k].decode("utf-8"))
+                     for k in keys} for r in ds.as_numpy_iterator()]
+    return rendered
+
+
+def _read_commit(flan_repo: str, commit: str, with_mock: bool,
+                 call: str | None = None) -> dict[str, Any]:
+    """Runs `call` (default: _extract(with_mock)) of this module inside FLAN at `commit`."""
+    call = call or f"_extract({with_mock})"
     sha = subprocess.run(["git", "-C", flan_repo, "rev-parse", commit], check=True,
                          capture_output=True, text=True).stdout.strip()
     with tempfile.TemporaryDirectory() as tmp:
@@ -257,7 +444,7 @@ def _read_commit(flan_repo: str, commit: str, with_mock: bool) -> dict[str, Any]
                    PYTHONPATH=os.pathsep.join([tmp, os.path.dirname(os.path.abspath(__file__))]))
         out = subprocess.run([sys.executable, "-c",
                               "import json, flan_reference; "
-                              f"print(json.dumps(flan_reference._extract({with_mock})))"],
+                              f"print(json.dumps(flan_reference.{call}))"],
                              capture_output=True, text=True, env=env, cwd=tmp)
         if out.returncode:
             raise RuntimeError(f"importing FLAN at {sha} failed:\n{out.stderr[-3000:]}")
@@ -285,12 +472,36 @@ def load(path: str = OUTPUT) -> dict[str, Any]:
         return json.load(f)
 
 
+def build_few_shot(flan_repo: str) -> dict[str, Any]:
+    """few_shot_facts of the 2021 release (FLAN's few-shot code is the same at HEAD)."""
+    return _read_commit(flan_repo, RELEASE_2021, with_mock=False, call="few_shot_facts()")
+
+
+def load_few_shot(path: str = OUTPUT_FEW_SHOT) -> dict[str, Any]:
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--flan_repo", required=True,
                         help="a git directory of google-research/FLAN (bare is fine)")
-    parser.add_argument("--output", default=OUTPUT)
+    parser.add_argument("--output", default=None,
+                        help=f"default: {OUTPUT}, or {OUTPUT_FEW_SHOT} with --few_shot")
+    parser.add_argument("--few_shot", action="store_true",
+                        help="write only the few-shot facts (few_shot_facts)")
     args = parser.parse_args(argv)
+    if args.few_shot:
+        facts = build_few_shot(args.flan_repo)
+        output = args.output or OUTPUT_FEW_SHOT
+        os.makedirs(os.path.dirname(output), exist_ok=True)
+        with open(output, "w", encoding="utf-8") as f:
+            json.dump(facts, f, indent=1, sort_keys=True)
+            f.write("\n")
+        print(f"{output}: few-shot facts of {len(facts['registered'])} task kinds "
+              f"(FLAN {facts['commit'][:7]})")
+        return 0
+    args.output = args.output or OUTPUT
     facts = build(args.flan_repo)
     os.makedirs(os.path.dirname(args.output), exist_ok=True)
     # mtime=0: the same facts give the same bytes.

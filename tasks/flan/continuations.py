@@ -186,6 +186,7 @@ def register(specs: Mapping[str, DatasetSpec] = DATASETS, fix_flan_quirks: bool 
                 registration._add_task(
                     name + suffix, registration.source_for(spec), field_preprocessors,
                     [template], scoring=spec.is_classification, shots=shots,
+                    fewshot_step=registration.CONTINUATIONS_FEWSHOT_STEP,
                     postprocess_fn=None if spec.is_classification else postprocess,
                     metric_fns=spec.metric_fns, eval_fields=spec.eval_fields)
                 names.append(name + suffix)

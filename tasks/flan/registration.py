@@ -6,8 +6,9 @@ Per templated dataset `d` (its templates t_0..t_9):
                                  N in NUM_TEMPLATES_LIST (1, 2, 4, 7, 10)
   d_type_{i}                     generation eval with template i only
   ..._one_shot, _two_shot, _three_shot, _five_shot, _ten_shot, _multi_shot
-                                 few-shot variants of the two above (exemplars
-                                 from train, pruned to the input length)
+                                 few-shot variants of the two above: FLAN's
+                                 exemplar format and 960-token pruning
+                                 (fewshot_format); _multi_shot: up to 16
   d_type_{i}_scoring_eval        rank classification with template i: one
                                  (inputs, option) row per answer choice, correct
                                  where the option is the gold answer (every
@@ -52,7 +53,6 @@ from tasks.flan.datasets import DATASETS, DatasetSpec
 from tasks.flan.mixtures import ABLATIONS, NUM_TEMPLATES_LIST, SHOTS  # noqa: F401
 
 MIXING_CAP = 3000
-SHOT_SEPARATOR = "\n\n"  # between exemplars, and between an exemplar's input and target
 
 OUTPUT_FEATURES: dict[str, seqio.Feature] = {
     "inputs": seqio.Feature(vocabulary=vocabularies.ConfiguredVocabulary(), add_eos=True),
@@ -141,38 +141,107 @@ def source_for(spec: DatasetSpec) -> seqio.DataSource:
 
 
 # ---------------------------------------------------------------------------
-# Few-shot formatting.
+# Few-shot formatting: FLAN's flan/few_shot.py register_few_shot_version_of_task.
 
 
-def fewshot_format(dataset: tf.data.Dataset, output_features=None,
-                   sequence_length: Mapping[str, int] | None = None) -> tf.data.Dataset:
-    """Joins the exemplars of a FewshotDataSource example in front of its eval input.
+@dataclasses.dataclass(frozen=True)
+class FewshotFormat:
+    """The strings that join exemplars and the eval input into one few-shot input.
 
-    Input examples: {"train": {"inputs": [k], "targets": [k]}, "eval": {...}}.
-    Exemplars are kept in order while they fit: with a `sequence_length`, the
-    tokens of kept exemplars plus the eval input (and EOS) stay within
-    sequence_length["inputs"] (token counts of the pieces, which can differ by a
-    token at the joins); without one (e.g. tools/show_task.py) all are kept.
-    Other eval features ("options", "template_idx") pass through.
+    The five arguments of FLAN's register_few_shot_version_of_task, used as it uses them:
+    each exemplar reads inputs_prefix + input + x_y_delimiter + targets_prefix + target +
+    example_separator; the eval input follows as inputs_prefix + input + x_y_delimiter +
+    targets_prefix (right-stripped); the whole is stripped and final_suffix appended.
     """
-    budget = (sequence_length or {}).get("inputs")
-    vocab = output_features["inputs"].vocabulary if (budget and output_features) else None
 
-    def fmt(ex):
+    x_y_delimiter: str
+    inputs_prefix: str
+    targets_prefix: str
+    example_separator: str
+    final_suffix: str
+
+
+# FLAN's defaults, used for all its instruction tasks: LaMDA-PT's dialog turns. The
+# exemplars lose their own dialog wrapper and the whole input gets one, so a 2-shot input
+# reads "0 x1 X 1 y1 X 0 x2 X 1 y2 X 0 x X 1 FLAN" (zero-shot: "0 x X 1 FLAN").
+DIALOG_FEWSHOT = FewshotFormat(x_y_delimiter=" X ", inputs_prefix="0 ", targets_prefix="1 ",
+                               example_separator=" X ", final_suffix=" FLAN")
+# FLAN's format for inputs without the dialog wrapper (its continuations_* baselines):
+# "x1 y1\n\nx2 y2\n\nx". Ours whenever the dialog switch is off (README, "Fidelity to FLAN").
+PLAIN_FEWSHOT = FewshotFormat(x_y_delimiter=" ", inputs_prefix="", targets_prefix="",
+                              example_separator="\n\n", final_suffix="")
+# FLAN's pruning budget: exemplars are kept, in order, while their tokens plus the eval
+# input's stay within 960 (FLAN's tasks.py: its input length of 1024 less 64 tokens kept
+# for the prefixes and separators, which the count leaves out).
+FEWSHOT_MAX_INPUT_LENGTH = 960
+
+
+def _num_tokens(vocabulary: seqio.Vocabulary, texts: tf.Tensor) -> tf.Tensor:
+    """Tokens of each string of `texts` [n] (no EOS): int32 [n]."""
+    return tf.map_fn(lambda s: tf.size(vocabulary.encode_tf(s)), texts,
+                     fn_output_signature=tf.int32)
+
+
+def fewshot_format(dataset: tf.data.Dataset,
+                   output_features: Mapping[str, seqio.Feature] | None = None, *,
+                   fmt: FewshotFormat = PLAIN_FEWSHOT,
+                   max_input_length: int | None = FEWSHOT_MAX_INPUT_LENGTH) -> tf.data.Dataset:
+    """Forms FLAN's few-shot inputs from FewshotDataSource examples.
+
+    Input examples: {"train": {"inputs": [k], "targets": [k]}, "eval": {"inputs": [],
+    "targets": [], ...}}. With `max_input_length` (FLAN's prune_exemplars), exemplars are
+    kept in order while the running sum of their tokens (input + x_y_delimiter, and target)
+    is at most max_input_length minus the tokens of the eval input + x_y_delimiter, as
+    FLAN's get_fewshot_num_tokens / prune_fewshot_examples_by_length count them (no
+    prefixes, separators or EOS); the eval input is always kept. Output: the eval example
+    with "inputs" replaced ("targets", "options", "template_idx" ... pass through).
+    """
+    vocab = {}
+    if max_input_length is not None:
+        if isinstance(max_input_length, bool) or not isinstance(max_input_length, int) \
+                or max_input_length < 1:
+            raise ValueError(
+                f"fewshot_format: max_input_length={max_input_length!r} is no token count; "
+                f"give a positive int (FLAN's is {FEWSHOT_MAX_INPUT_LENGTH}), or None to keep "
+                "every exemplar.")
+        if not output_features:
+            raise ValueError(
+                f"fewshot_format prunes exemplars to max_input_length={max_input_length} "
+                "tokens and needs the task's output_features to count them; pass "
+                "output_features, or max_input_length=None to keep every exemplar.")
+        vocab = {k: output_features[k].vocabulary for k in ("inputs", "targets")}
+
+    def form(ex):
         train, final = ex["train"], ex["eval"]
-        shots = tf.strings.join(
-            [train["inputs"], SHOT_SEPARATOR, train["targets"], SHOT_SEPARATOR])
-        if vocab is not None:
-            shot_tokens = tf.cumsum(tf.map_fn(  # <= 16 exemplars: one encode each
-                lambda s: tf.size(vocab.encode_tf(s)), shots, fn_output_signature=tf.int32))
-            final_tokens = tf.size(vocab.encode_tf(final["inputs"])) + 1  # + EOS
-            fits = tf.cast(shot_tokens + final_tokens <= budget, tf.int32)
-            shots = shots[:tf.reduce_sum(fits)]
+        shot_inputs = train["inputs"] + fmt.x_y_delimiter  # [k]
+        shot_targets = train["targets"]  # [k]
+        eval_inputs = final["inputs"] + fmt.x_y_delimiter
+        if max_input_length is not None:
+            shot_tokens = (_num_tokens(vocab["inputs"], shot_inputs)
+                           + _num_tokens(vocab["targets"], shot_targets))
+            eval_tokens = tf.size(vocab["inputs"].encode_tf(eval_inputs))
+            keep = tf.cumsum(shot_tokens) <= max_input_length - eval_tokens
+            shot_inputs = tf.boolean_mask(shot_inputs, keep)
+            shot_targets = tf.boolean_mask(shot_targets, keep)
+        shots = tf.strings.reduce_join(fmt.inputs_prefix + shot_inputs + fmt.targets_prefix
+                                       + shot_targets + fmt.example_separator)
+        inputs = shots + fmt.inputs_prefix + eval_inputs + fmt.targets_prefix.rstrip()
         out = dict(final)
-        out["inputs"] = tf.strings.join([tf.strings.reduce_join(shots), final["inputs"]])
+        out["inputs"] = tf.strings.strip(inputs) + fmt.final_suffix
         return out
 
-    return dataset.map(fmt, num_parallel_calls=tf.data.AUTOTUNE)
+    return dataset.map(form, num_parallel_calls=tf.data.AUTOTUNE)
+
+
+# The few-shot step of every instruction task, by dialog switch; built once, as
+# registration adds thousands of few-shot tasks.
+FEWSHOT_STEPS = {dialog: functools.partial(fewshot_format, fmt=fmt,
+                                           max_input_length=FEWSHOT_MAX_INPUT_LENGTH)
+                 for dialog, fmt in ((False, PLAIN_FEWSHOT), (True, DIALOG_FEWSHOT))}
+# FLAN's continuations_* baselines (register_few_shot_versions_of_continuations_task): its
+# format without dialog markers, and no pruning.
+CONTINUATIONS_FEWSHOT_STEP = functools.partial(fewshot_format, fmt=PLAIN_FEWSHOT,
+                                               max_input_length=None)
 
 
 # ---------------------------------------------------------------------------
@@ -206,24 +275,32 @@ def rank_classification_from_answer(dataset: tf.data.Dataset) -> tf.data.Dataset
 
 def _add_task(name: str, source: seqio.DataSource, field_preprocessors: Sequence[Callable],
               templates: Sequence[Template], *, scoring: bool = False, shots: int = 0,
+              dialog_prompt: bool = False, fewshot_step: Callable | None = None,
               postprocess_fn=None, metric_fns=(), eval_fields: Sequence[str] = ()) -> None:
+    """Registers one task. With `shots`, exemplars are joined by `fewshot_step`
+    (default FEWSHOT_STEPS[dialog_prompt]: FLAN's instruction-task format and budget)."""
     if scoring:  # the gold answer(s) decide which option rows are correct
         eval_fields = ("answer", *(f for f in eval_fields if f == "answers"))
+    if dialog_prompt and not shots:
+        templates = with_dialog_prompt(templates)
 
     def templating(passthrough=tuple(eval_fields)):
         return [*field_preprocessors,
                 functools.partial(preprocessors.apply_templates, templates=tuple(templates),
                                   passthrough=passthrough)]
     if shots:
-        # Exemplars come from train, templated like the eval example (without the eval
-        # fields: exemplars are batched, and e.g. answer lists differ in length).
+        # As FLAN's few_shot.py: exemplars come from train, templated like the eval example
+        # (without the eval fields: exemplars are batched, and e.g. answer lists differ in
+        # length) but without a dialog wrapper each; the few-shot step joins them, prunes
+        # them to FLAN's budget and, with the dialog switch on, wraps the whole input.
         source = seqio.experimental.FewshotDataSource(
             source, num_shots=shots, train_preprocessors=templating(()),
-            eval_preprocessors=templating(), train_split="train")
-        steps = [fewshot_format]
+            eval_preprocessors=templating(), train_split="train",
+            train_feature_keys=("inputs", "targets"))
+        steps = [fewshot_step or FEWSHOT_STEPS[dialog_prompt]]
     else:
         steps = templating()
-    if scoring:
+    if scoring:  # after the few-shot step: every option row holds the exemplars (FLAN's order)
         steps.append(rank_classification_from_answer)
         postprocess_fn, metric_fns = t5_post.rank_classification, (t5_metrics.rank_classification,)
     steps.append(seqio.preprocessors.tokenize)
@@ -295,8 +372,8 @@ def register_dataset_tasks(
 
     def add(name, chosen, **kwargs):
         names.append(name)
-        _add_task(name, source, field_preprocessors,
-                  with_dialog_prompt(chosen) if dialog_prompt else chosen, **kwargs)
+        _add_task(name, source, field_preprocessors, chosen, dialog_prompt=dialog_prompt,
+                  **kwargs)
 
     def add_with_shots(name, chosen, **kwargs):
         for suffix, shots in [("", 0), *SHOTS.items()]:
