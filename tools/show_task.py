@@ -5,7 +5,9 @@
 
 For a mixture it first lists the tasks and their mixing rates, then shows
 examples drawn round robin from its tasks. Tokenization and everything after it
-are skipped, so no vocabulary file is needed.
+are skipped, so no vocabulary file is needed, except for few-shot tasks: FLAN's
+pruning counts the exemplars' tokens (FLAN_JAX_VOCABULARY names a local
+sentencepiece.model; otherwise T5's is read from GCS).
 """
 from __future__ import annotations
 
