@@ -46,7 +46,6 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 sys.path.insert(0, os.path.join(REPO, "tools"))
 
-import numpy as np  # noqa: E402
 
 from flan_jax import data  # noqa: E402  (loads TensorFlow quietly first)
 import seqio  # noqa: E402
