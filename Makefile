@@ -8,7 +8,7 @@ MODEL_DIR ?= runs/mini-flan
 export XLA_FLAGS ?= --xla_force_host_platform_device_count=8
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: install run test bench bench-decode resume-cost install-tpu test-tpu-compile clean
+.PHONY: install run test bench bench-decode bench-input resume-cost install-tpu test-tpu-compile clean
 
 install: $(VENV)/.installed
 
@@ -49,6 +49,12 @@ bench: install
 # Decoding (greedy, beam 4) and scoring throughput, with HF PyTorch in the same run.
 bench-decode: install
 	$(PY) tools/bench_decode.py
+
+# The training input pipeline (mini-FLAN templating, 32k SentencePiece tokenization, packing)
+# in batches/s, against what a bench-cpu train step consumes; the first run trains the
+# vocabulary offline (runs/bench_input/spm32k.model, a few minutes).
+bench-input: install
+	$(PY) tools/bench_input.py
 
 # What resuming the input pipeline costs at steps 100, 10,000 and 100,000 of mini-FLAN: saved
 # tf.data state vs replaying the data (pipeline only, no model). Well over an hour on 2 cores:

@@ -102,6 +102,40 @@ def target_logits(logits: jax.Array, targets: jax.Array) -> jax.Array:
     return jnp.sum(jnp.where(vocab_ids == targets[..., None], logits, 0.0), axis=-1)
 
 
+@jax.custom_vjp
+def log_z_and_target_logit(logits: jax.Array, targets: jax.Array
+                           ) -> tuple[jax.Array, jax.Array]:
+    """(logsumexp(logits), logits at the target): [batch, length, vocab] -> 2 x [batch, length].
+
+    The two per-token statistics of the logits that the cross entropy and z-loss need, with a
+    hand-written gradient: g_log_z * softmax(logits) + g_target * one_hot(targets), built in
+    one elementwise pass over the logits. Left to autodiff, the gradients of logsumexp and of
+    the target select each materialise a [batch, length, vocab] array and a further pass adds
+    them (T5X's loss has a custom gradient for the same reason). The forward values are those
+    of jax.nn.logsumexp and target_logits; the gradient differs from autodiff's only in float
+    rounding (softmax as exp(logits - log_z) instead of exp(logits - max) / sum).
+    """
+    return jax.nn.logsumexp(logits, axis=-1), target_logits(logits, targets)
+
+
+def _log_z_and_target_logit_fwd(logits, targets):
+    log_z, target = log_z_and_target_logit(logits, targets)
+    return (log_z, target), (logits, targets, log_z)
+
+
+def _log_z_and_target_logit_bwd(residuals, cotangents):
+    logits, targets, log_z = residuals
+    g_log_z, g_target = cotangents
+    vocab_ids = jax.lax.broadcasted_iota(jnp.int32, logits.shape, logits.ndim - 1)
+    softmax = jnp.exp(logits - log_z[..., None])
+    g_logits = (softmax * g_log_z[..., None]
+                + jnp.where(vocab_ids == targets[..., None], g_target[..., None], 0.0))
+    return g_logits.astype(logits.dtype), None  # integer targets have no gradient
+
+
+log_z_and_target_logit.defvjp(_log_z_and_target_logit_fwd, _log_z_and_target_logit_bwd)
+
+
 def token_cross_entropy(logits: jax.Array, targets: jax.Array, label_smoothing: float = 0.0,
                         z_loss: float = 0.0) -> tuple[jax.Array, jax.Array]:
     """Per-token cross entropy (with label smoothing) and z-loss.
@@ -114,20 +148,30 @@ def token_cross_entropy(logits: jax.Array, targets: jax.Array, label_smoothing: 
       smoothing the loss is shifted by the entropy of the smoothed target distribution so
       that a perfect prediction scores 0, as in T5X.
     """
+    loss, z, _ = _cross_entropy_and_target_logit(logits, targets, label_smoothing, z_loss)
+    return loss, z
+
+
+def _cross_entropy_and_target_logit(logits: jax.Array, targets: jax.Array,
+                                    label_smoothing: float, z_loss: float
+                                    ) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """token_cross_entropy's (loss, z_loss) and the target logit, each [batch, length]."""
     vocab = logits.shape[-1]
-    log_z = jax.nn.logsumexp(logits, axis=-1)
-    log_probs = logits - log_z[..., None]
-    target_log_prob = target_logits(log_probs, targets)
+    log_z, target_logit = log_z_and_target_logit(logits, targets)
+    # target_logit - log_z is the target's log-probability: the same single subtraction as
+    # selecting from logits - log_z, so the value is bit-identical to that formulation.
+    target_log_prob = target_logit - log_z
     if label_smoothing:
         confidence = 1.0 - label_smoothing
         low = label_smoothing / (vocab - 1)
-        loss = -((confidence - low) * target_log_prob + low * log_probs.sum(-1))
+        log_probs_sum = jnp.sum(logits - log_z[..., None], axis=-1)
+        loss = -((confidence - low) * target_log_prob + low * log_probs_sum)
         entropy = -(confidence * jnp.log(confidence) + (vocab - 1) * low * jnp.log(low + 1e-20))
         loss -= entropy
     else:
         loss = -target_log_prob
     z = z_loss * jnp.square(log_z)
-    return loss + z, z
+    return loss + z, z, target_logit
 
 
 def _model_inputs(batch: Batch) -> dict[str, jax.Array]:
@@ -180,10 +224,11 @@ def loss_sums(params: Any, batch: Batch, *, model: t5.Transformer, loss_config: 
         rngs={"dropout": dropout_rng} if dropout_rng is not None else None)
     targets = batch["decoder_target_tokens"]
     weights = _loss_weights(batch)
-    loss, z = token_cross_entropy(logits, targets, loss_config.label_smoothing, loss_config.z_loss)
+    loss, z, target_logit = _cross_entropy_and_target_logit(
+        logits, targets, loss_config.label_smoothing, loss_config.z_loss)
     # Correct when the target's logit is the largest: the same as argmax == target except on
-    # exact ties, and it reuses the fused target-logit pass instead of an argmax pass.
-    correct = (target_logits(logits, targets) >= logits.max(axis=-1)).astype(jnp.float32)
+    # exact ties, and it reuses the loss's target logit instead of an argmax pass.
+    correct = (target_logit >= logits.max(axis=-1)).astype(jnp.float32)
     stats = {
         "loss": (loss * weights).sum(),
         "z_loss": (z * weights).sum(),

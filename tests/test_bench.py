@@ -101,3 +101,25 @@ def test_peer_rounds_interleave_flan_jax_and_hf_on_the_same_shapes(capsys):
     step = bench_peer.HFTrainStep(bench.smoke_config())
     assert step.params == result["params"]
     assert len(result["loadavg"]) == 3
+
+
+def test_xla_variant_is_timed_in_the_same_rounds(capsys):
+    # The step compiled without YNNPACK fusions (Eigen dots) is a second contestant; both
+    # train the same model from the same state, so their losses agree.
+    result = bench.main(["--smoke", "--steps", "1", "--warmup", "1", "--rounds", "2",
+                         "--devices", "1", "--no-xla-flops",
+                         "--xla-variant", "xla_cpu_experimental_ynn_fusion_type="])
+    variant = result["peers"]["flan_jax_variant"]
+    assert result["xla_variant"] == {"xla_cpu_experimental_ynn_fusion_type": ""}
+    assert len(variant["step_s_all"]) == 2 and len(result["step_s_all"]) == 2
+    assert set(result["rounds"][0]["step_s_median"]) == {"flan_jax", "flan_jax_variant"}
+    assert variant["final_loss"] == pytest.approx(result["final_loss"], rel=1e-4)
+    assert variant["speedup_of_flan_jax"] == pytest.approx(
+        variant["step_s_median"] / result["step_s_median"], rel=1e-2)
+
+
+@pytest.mark.parametrize("bad", ["ynn_fusion_type=", "xla_cpu_use_xnnpack"])
+def test_a_malformed_xla_variant_is_named(bad, capsys):
+    with pytest.raises(SystemExit) as error:
+        bench.parse_args(["--xla-variant", bad])
+    assert error.value.code == 2 and bad in capsys.readouterr().err

@@ -375,6 +375,20 @@ def test_relative_position_bucket_known_values():
     assert buckets(False) == [0, 1, 0, 7, 8, 31, 31, 0, 0]
 
 
+
+@pytest.mark.parametrize("batch", [1, 2, 3, 5, 16])
+def test_relative_position_bias_gradient_sums_over_the_batch(batch):
+    # The bias [1, heads, q, k] is broadcast over the batch with a hand-written gradient
+    # (halving adds instead of XLA's reduce): it must equal the plain sum over rows, odd
+    # batch sizes included.
+    rng = np.random.default_rng(batch)
+    bias = jnp.asarray(rng.normal(size=(1, 2, 3, 5)), jnp.float32)
+    weights = jnp.asarray(rng.normal(size=(batch, 2, 3, 5)), jnp.float32)
+    grad = jax.grad(lambda b: (t5._broadcast_over_batch(b, batch) * weights).sum())(bias)
+    np.testing.assert_allclose(grad, weights.sum(0, keepdims=True), rtol=1e-6, atol=1e-6)
+    np.testing.assert_array_equal(t5._broadcast_over_batch(bias, batch),
+                                  jnp.broadcast_to(bias, weights.shape))
+
 # ---------------------------------------------------------------------------------------
 # 5-6. Remat and dropout
 # ---------------------------------------------------------------------------------------

@@ -32,6 +32,28 @@ def test_token_cross_entropy_matches_one_hot_formula(label_smoothing, z_loss):
                                rtol=1e-5)
 
 
+@pytest.mark.parametrize("label_smoothing,z_loss", [(0.0, 0.0), (0.1, 1e-4), (0.0, 1e-2)])
+def test_token_cross_entropy_gradient_matches_autodiff_of_the_one_hot_formula(label_smoothing,
+                                                                            z_loss):
+    # The loss's hand-written gradient (trainer.log_z_and_target_logit) against JAX's autodiff
+    # of the textbook formula, with uneven per-token weights as the train step applies them.
+    logits = jax.random.normal(jax.random.PRNGKey(0), (2, 5, 11)) * 3
+    targets = jax.random.randint(jax.random.PRNGKey(1), (2, 5), 0, 11)
+    weights = jax.random.uniform(jax.random.PRNGKey(2), (2, 5))
+
+    def ours(x):
+        loss, z = trainer.token_cross_entropy(x, targets, label_smoothing, z_loss)
+        return (loss * weights).sum() + (z * weights[::-1]).sum()  # z's own gradient path too
+
+    def naive(x):
+        log_z = jax.scipy.special.logsumexp(x, -1)
+        loss = _naive_cross_entropy(x, targets, label_smoothing, z_loss)
+        return (loss * weights).sum() + (z_loss * log_z ** 2 * weights[::-1]).sum()
+
+    np.testing.assert_allclose(jax.grad(ours)(logits), jax.grad(naive)(logits),
+                               rtol=1e-5, atol=1e-6)
+
+
 def _batches(pack: bool, n_rows: int, lengths=tiny.FEATURE_LENGTHS):
     ds = seqio.get_dataset(tiny.TEST_TASK, lengths,
                            feature_converter=seqio.EncDecFeatureConverter(pack=pack),

@@ -287,7 +287,8 @@ def run_benchmark(config: BenchConfig, peak_gflop_s: float = DESIGN_PEAK_GFLOP_S
                   peak_source: str = "DESIGN.md", xla_cross_check: bool = True,
                   profile_dir: str | None = None,
                   progress: Callable[[str], None] = log,
-                  peers: tuple[str, ...] = ()) -> dict[str, Any]:
+                  peers: tuple[str, ...] = (),
+                  xla_variant: dict[str, Any] | None = None) -> dict[str, Any]:
     """Times config.rounds x config.steps train steps after config.warmup untimed ones.
 
     With peers (names in bench_peer.PEERS), the same step in PyTorch runs in the same
@@ -295,6 +296,11 @@ def run_benchmark(config: BenchConfig, peak_gflop_s: float = DESIGN_PEAK_GFLOP_S
     load from other processes falls on all of them. The returned dict is what main() prints
     as JSON; see the module docstring. With profile_dir, two more steps run afterwards under
     jax.profiler (not timed).
+
+    xla_variant: XLA compiler options (DebugOptions fields, e.g.
+    {"xla_cpu_experimental_ynn_fusion_type": ""}); the same step compiled with them is one
+    more contestant, "flan_jax_variant", timed in the same rounds: an A/B of XLA:CPU options
+    within one process, which XLA_FLAGS (read once per process) cannot give.
     """
     bench = build_benchmark(config)
     model_flops = flops.train_step_flops(config.model, config.batch_size, config.input_length,
@@ -315,6 +321,12 @@ def run_benchmark(config: BenchConfig, peak_gflop_s: float = DESIGN_PEAK_GFLOP_S
             progress(f"model FLOPs per step: {model_flops.total / 1e9:.2f} GFLOP")
 
         contestants = {"flan_jax": lambda: _timed(bench.step)}
+        if xla_variant:
+            variant = build_benchmark(config)
+            variant.step_fn = variant.step_fn.lower(
+                variant.state, variant.batch, variant.dropout_key).compile(xla_variant)
+            progress(f"flan_jax_variant: the same step compiled with {xla_variant}")
+            contestants["flan_jax_variant"] = lambda: _timed(variant.step)
         for name in peers:
             progress(f"building the peer {name} (transformers, PyTorch)")
             peer = bench_peer.HFTrainStep(config, compiled=name == "hf_compiled")
@@ -362,7 +374,9 @@ def run_benchmark(config: BenchConfig, peak_gflop_s: float = DESIGN_PEAK_GFLOP_S
 
     median = statistics.median(step_times["flan_jax"])
     peer_results = {}
-    for name in peers:
+    for name in contestants:
+        if name == "flan_jax":
+            continue
         peer_median = statistics.median(step_times[name])
         peer_results[name] = {
             "step_s_median": round(peer_median, 6),
@@ -395,6 +409,7 @@ def run_benchmark(config: BenchConfig, peak_gflop_s: float = DESIGN_PEAK_GFLOP_S
         "step_s_all": [round(t, 6) for t in step_times["flan_jax"]],
         "rounds": rounds,
         "peers": peer_results,
+        "xla_variant": xla_variant or None,
         "loadavg": [round(x, 2) for x in os.getloadavg()],
         # Other processes on a 2-core machine slow the steps down; this says whether they ran.
         "other_cpu_load": None if other_load is None else round(other_load, 3),
@@ -468,9 +483,27 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--smoke", action="store_true",
                         help="a tiny model and batch instead of bench-cpu, to check the "
                              "benchmark itself runs (the figures mean nothing)")
+    parser.add_argument("--xla-variant", action="append", default=[], metavar="OPTION=VALUE",
+                        help="also time the step compiled with this XLA option (repeatable), "
+                             "interleaved, as the contestant flan_jax_variant; e.g. "
+                             "xla_cpu_experimental_ynn_fusion_type=LIBRARY_FUSION_TYPE_DOT")
     parser.add_argument("--no-xla-flops", action="store_true",
                         help="skip the XLA cost_analysis cross-check of the FLOP formula")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    args.xla_variant = dict(_xla_option(parser, text) for text in args.xla_variant)
+    return args
+
+
+def _xla_option(parser: argparse.ArgumentParser, text: str) -> tuple[str, Any]:
+    """'name=value' -> (name, value), value as bool, int or string as XLA's option wants."""
+    name, sep, value = text.partition("=")
+    if not sep or not name.startswith("xla_"):
+        parser.error(f"--xla-variant {text!r}: give OPTION=VALUE with an XLA option name, e.g. "
+                     "xla_cpu_experimental_ynn_fusion_type=LIBRARY_FUSION_TYPE_DOT (VALUE may "
+                     "be empty)")
+    if value.lower() in ("true", "false"):
+        return name, value.lower() == "true"
+    return name, int(value) if value.lstrip("-").isdigit() else value
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
@@ -493,7 +526,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     peers = {"none": (), "eager": ("hf_eager",), "compiled": ("hf_compiled",),
              "both": bench_peer.PEERS}[args.peer]
     result = run_benchmark(config, peak, source, xla_cross_check=not args.no_xla_flops,
-                           profile_dir=args.profile_dir, peers=peers)
+                           profile_dir=args.profile_dir, peers=peers,
+                           xla_variant=args.xla_variant)
     log(f"flan_jax    {result['step_s_median']:.3f} s/step median, "
         f"{result['tokens_per_s']:,.0f} tokens/s, MFU {100 * result['mfu']:.1f} % of "
         f"{result['peak_gflop_s']:g} GFLOP/s ({source})")
