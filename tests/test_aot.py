@@ -80,6 +80,19 @@ def test_the_shipped_pod_file_is_a_complete_launch():
     assert bound.model_config.emb_dim == 768 and bound.model_config.dropout_rate == 0.1
 
 
+def test_the_xxl_pod_file_is_one_microbatch_with_dropout():
+    """Issue 9's goal: XXL, dropout 0.1, batch 128 x (1024, 256), ONE microbatch, v4-128."""
+    launch.parse_gin(launch.parse_args(["--gin_file=gin_configs/pods/v4-128_xxl.gin",
+                                        "--gin.MIXTURE_OR_TASK_NAME='mini_addition'"], "test"))
+    bound = aot.bound_train_launch()
+    assert (bound.batch_size, bound.feature_lengths) == (128, {"inputs": 1024, "targets": 256})
+    assert bound.num_microbatches == 1
+    assert bound.partitioning_config == aot.partitioning.PartitioningConfig(8, True)
+    config = bound.model_config
+    assert (config.emb_dim, config.num_encoder_layers, config.dropout_rate) == (4096, 24, 0.1)
+    assert config.remat_policy == "full" and config.scan_layers is True
+
+
 def test_without_libtpu_the_message_names_the_install(monkeypatch, capsys):
     monkeypatch.setattr(aot, "libtpu_available", lambda: False)
     with pytest.raises(aot.LibtpuMissingError,
