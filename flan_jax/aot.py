@@ -287,7 +287,7 @@ def compile_train_step(program: trainer.TrainProgram, launch_config: TrainLaunch
     batch = program.abstract_batch(launch_config.batch_size, launch_config.feature_lengths,
                                    launch_config.packed)
     started = time.perf_counter()
-    with program.mesh, program.axis_rules():
+    with program.sharding_context():
         lowered = program.step_fn.lower(program.layout.abstract, batch, program.abstract_key())
     report = _compile("train", lowered, program, tpu_slice, program.layout.abstract, started)
     # Microbatches run in a loop whose body XLA's cost analysis counts once.
@@ -318,7 +318,7 @@ def compile_eval_steps(program: trainer.TrainProgram, eval_config: Any,
             ("generate", generate, (params, batch["encoder_input_tokens"],
                                     program.abstract_key()))):
         started = time.perf_counter()
-        with program.mesh, program.axis_rules():
+        with program.sharding_context():
             lowered = fn.lower(*args)
         reports.append(_compile(step, lowered, program, tpu_slice, params, started))
     return reports

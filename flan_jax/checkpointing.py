@@ -43,7 +43,6 @@ import os
 import sys
 from typing import Any, Callable, Iterator, Mapping, Protocol, Sequence, TypeVar
 
-import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -707,7 +706,7 @@ def restore_params(checkpoint_path: str, model: t5.Transformer, mesh: jax.shardi
                 f"{peft.BASE_POINTER_FILE} naming the frozen base model; give the "
                 "MODEL_DIR of a prompt-tuning / LoRA run, or drop the prompt/LoRA "
                 "settings to load a plain checkpoint.")
-    with mesh, nn.logical_axis_rules(rules):
+    with partitioning.sharding_context(mesh, rules):
         params, checkpoint_dir, step = read_newest(
             checkpoint_path,
             lambda step_dir: read_param_tree(os.path.join(step_dir, STATE_ITEM),

@@ -31,7 +31,6 @@ import logging
 import os
 from typing import Any, Callable, Iterator, Mapping
 
-import flax.linen as nn
 import jax
 import numpy as np
 import seqio
@@ -256,7 +255,7 @@ class Evaluator:
     # ------------------------------------------------------------------ evaluation
     def evaluate(self, params: Any, step: int | None = None) -> EvalResults:
         """Runs every task once; returns its metrics, overall and per template."""
-        with self.mesh, nn.logical_axis_rules(self.rules):
+        with partitioning.sharding_context(self.mesh, self.rules):
             future, outputs = self._seqio.evaluate(
                 compute_metrics=True, step=step,
                 predict_fn=self.predict_fn(params), score_fn=self.score_fn(params),

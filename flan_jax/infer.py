@@ -29,7 +29,6 @@ import os
 import sys
 from typing import Any, Iterator, Sequence
 
-import flax.linen as nn
 import jax
 import numpy as np
 import seqio
@@ -229,7 +228,7 @@ def infer(
     # ------------------------------------------------------------------ decode
     rng = jax.random.PRNGKey(seed)
     predictions, scores = [], []
-    with mesh, nn.logical_axis_rules(rules):
+    with partitioning.sharding_context(mesh, rules):
         for num_rows, batch in _batches(tokens, batch_size):
             rng, step_rng = jax.random.split(rng)
             out_tokens, out_scores = generate(params, batch, step_rng)

@@ -26,7 +26,6 @@ import threading
 import time
 from typing import Any, Sequence
 
-import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -150,7 +149,7 @@ def train(
     # position (its saved tf.data state, or a replay for an older checkpoint).
     batches = data.BatchIterator(train_dataset, prompt_length=model_config.prompt_length)
     frozen = None  # parameter-efficient tuning: the frozen base params, beside the state
-    with mesh, nn.logical_axis_rules(rules):
+    with partitioning.sharding_context(mesh, rules):
         if program.is_peft:
             base = _peft_base(model_dir, initial_checkpoint_path,
                               resuming=ckpt.latest_step() is not None)
@@ -230,7 +229,7 @@ def train(
     preempted = False
     with _PreemptionFlag() as preemption:
         try:
-            with mesh, nn.logical_axis_rules(rules):
+            with partitioning.sharding_context(mesh, rules):
                 while step < train_steps:
                     batch = data.to_global_arrays(next(batches), batch_sharding)
                     state, metrics = step_fn(state, batch, dropout_key, *step_extra)

@@ -417,7 +417,7 @@ def init_train_state(model: t5.Transformer, optimizer: optax.GradientTransformat
     With parameter-efficient tuning only the trainable part is kept (LoRA: lora_a random,
     lora_b zero); a soft prompt is then drawn from the embedding table of frozen_params
     (the base; see peft.initial_prompt, which uses `vocabulary` for class-label init).
-    Call inside `with mesh, nn.logical_axis_rules(rules)` so activation constraints resolve.
+    Call inside partitioning.sharding_context(mesh, rules) so activation constraints apply.
     """
     def init(rng):
         params = flax.linen.unbox(_init_params(model, rng))
@@ -448,8 +448,8 @@ class TrainProgram:
     benchmarked or compiled for a TPU slice is exactly what trains.
 
     Attributes:
-      mesh / rules: the ('data', 'model') mesh and the logical-axis rules (use both as
-        context managers around init and step calls: `with program.mesh, program.axis_rules()`).
+      mesh / rules: the ('data', 'model') mesh and the logical-axis rules; trace and run
+        init and step calls inside `with program.sharding_context():`.
       model, optimizer, loss_config: what train_step is closed over.
       layout: abstract state and shardings (StateLayout).
       batch_sharding / replicated: shardings of batch arrays and of scalars / keys.
@@ -469,8 +469,9 @@ class TrainProgram:
     replicated: jax.sharding.NamedSharding
     step_fn: Any
 
-    def axis_rules(self):
-        return flax.linen.logical_axis_rules(self.rules)
+    def sharding_context(self):
+        """partitioning.sharding_context on this program's mesh and rules."""
+        return partitioning.sharding_context(self.mesh, self.rules)
 
     @property
     def num_params(self) -> int:
@@ -516,7 +517,7 @@ class TrainProgram:
     def init_state(self, seed: int, frozen_params: Any = None,
                    vocabulary: Any = None) -> TrainState:
         """Random init in its final sharding (see init_train_state)."""
-        with self.mesh, self.axis_rules():
+        with self.sharding_context():
             return init_train_state(self.model, self.optimizer, self.layout, seed,
                                     frozen_params, vocabulary)
 
@@ -528,7 +529,7 @@ class TrainProgram:
         def init(rng):
             params = flax.linen.unbox(_init_params(self.model, rng))
             return peft.split(params, self.model.config)[1]
-        with self.mesh, self.axis_rules():
+        with self.sharding_context():
             return jax.jit(init, out_shardings=self.layout.frozen_shardings)(
                 jax.random.PRNGKey(seed))
 

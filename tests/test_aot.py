@@ -1,6 +1,8 @@
 """flan_jax.aot: slice names, the launch read from gin, the no-libtpu message, and (marker
 tpu_compile, `make test-tpu-compile`) a real TPU compile of the tiny model for a v4-8."""
 import os
+import re
+from collections import Counter
 
 import gin
 import jax
@@ -78,6 +80,19 @@ def test_the_shipped_pod_file_is_a_complete_launch():
     assert bound.model_config.emb_dim == 768 and bound.model_config.dropout_rate == 0.1
 
 
+def test_the_xxl_pod_file_is_one_microbatch_with_dropout():
+    """Issue 9's goal: XXL, dropout 0.1, batch 128 x (1024, 256), ONE microbatch, v4-128."""
+    launch.parse_gin(launch.parse_args(["--gin_file=gin_configs/pods/v4-128_xxl.gin",
+                                        "--gin.MIXTURE_OR_TASK_NAME='mini_addition'"], "test"))
+    bound = aot.bound_train_launch()
+    assert (bound.batch_size, bound.feature_lengths) == (128, {"inputs": 1024, "targets": 256})
+    assert bound.num_microbatches == 1
+    assert bound.partitioning_config == aot.partitioning.PartitioningConfig(8, True)
+    config = bound.model_config
+    assert (config.emb_dim, config.num_encoder_layers, config.dropout_rate) == (4096, 24, 0.1)
+    assert config.remat_policy == "full" and config.scan_layers is True
+
+
 def test_without_libtpu_the_message_names_the_install(monkeypatch, capsys):
     monkeypatch.setattr(aot, "libtpu_available", lambda: False)
     with pytest.raises(aot.LibtpuMissingError,
@@ -107,7 +122,7 @@ def test_dropout_masks_do_not_depend_on_the_mesh():
             config, optim.make_optimizer(optim.OptimizerConfig()), trainer.LossConfig(), mesh,
             parameter_sharding=fsdp)
         state = program.init_state(0)
-        with program.mesh, program.axis_rules():
+        with program.sharding_context():
             on_mesh = {k: jax.device_put(v, program.batch_sharding) for k, v in batch.items()}
             key = jax.device_put(jax.random.PRNGKey(1), program.replicated)
             state, metrics = program.step_fn(state, on_mesh, key)
@@ -121,6 +136,38 @@ def test_dropout_masks_do_not_depend_on_the_mesh():
     np.testing.assert_allclose(loss_mesh, loss_one, rtol=1e-5)
     jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6),
                  params_mesh, params_one)
+
+
+def test_the_models_activation_constraints_reach_the_step():
+    """Issue 9's XXL memory: flax applies the model's activation constraints only under the
+    mesh jax.set_mesh sets; under `with mesh:` they were silently dropped and XLA laid the
+    activations out like their FSDP-sharded parameters, the batch on no mesh axis (T5 XXL widths
+    on a v4-128: whole-batch activations, 8.24 GiB of temporaries for 2+2 layers instead of
+    4.74). program.sharding_context() keeps every one of them in the lowered step, with the
+    rules' placement: rows on 'data', heads / mlp / vocab on 'model', embed unsharded."""
+    config = tiny.model_config(dropout_rate=0.1)  # embed 32, 2 heads x 16, mlp 64, vocab 384
+    program = trainer.build_train_program(
+        config, optim.make_optimizer(optim.OptimizerConfig()), trainer.LossConfig(),
+        partitioning.create_mesh(2), parameter_sharding=True)  # data 4 x model 2
+    batch = program.abstract_batch(8, {"inputs": 32, "targets": 16})
+    with program.sharding_context():
+        text = program.step_fn.lower(program.layout.abstract, batch,
+                                     program.abstract_key()).as_text()
+    constraints = Counter(re.findall(
+        r"sdy.sharding_constraint %\S+ <@mesh, \[([^\]]*)\]> : tensor<([0-9x]+)x(?:bf16|f32)>",
+        text))
+    by_shape = {}
+    for (spec, shape), count in constraints.items():
+        by_shape.setdefault(shape, set()).add(spec)
+    rows, replicated, model = '{"data"}', "{}", '{"model"}'
+    embed_like = ", ".join([rows, replicated, replicated])
+    for length in (32, 16):  # encoder and decoder activations
+        assert by_shape[f"8x{length}x32"] == {embed_like}  # [batch, length, embed]
+        assert by_shape[f"8x{length}x2x16"] == {", ".join([rows, replicated, model, replicated])}
+        assert by_shape[f"8x{length}x64"] == {", ".join([rows, replicated, model])}  # mlp
+    assert by_shape["8x16x384"] == {", ".join([rows, replicated, model])}  # logits
+    # Forward and backward: each of the 4 layers constrains its activations more than once.
+    assert sum(constraints.values()) > 4 * 4
 
 
 @pytest.fixture

@@ -54,7 +54,6 @@ if "xla_force_host_platform_device_count" not in os.environ.get("XLA_FLAGS", "")
                                ).strip()
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import flax.linen as nn  # noqa: E402
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
@@ -237,7 +236,7 @@ class OtherLoadMeter:
 class Benchmark:
     """A jitted train step (compiled on its first call) with its state and inputs.
 
-    Use the arrays only inside `with bench.mesh, nn.logical_axis_rules(bench.rules)`.
+    Use the arrays only inside `with partitioning.sharding_context(bench.mesh, bench.rules)`.
     state is donated to each step: replace it with the returned one.
     """
 
@@ -309,7 +308,7 @@ def run_benchmark(config: BenchConfig, peak_gflop_s: float = DESIGN_PEAK_GFLOP_S
              f"{config.devices} {jax.devices()[0].platform} device(s); {config.model.dtype}; "
              f"{config.optimizer_description()}")
 
-    with bench.mesh, nn.logical_axis_rules(bench.rules):
+    with partitioning.sharding_context(bench.mesh, bench.rules):
         xla_flops = None
         if xla_cross_check:
             xla_flops = xla_forward_backward_flops(bench.model, bench.state.params, bench.batch,

@@ -32,7 +32,7 @@ def compile_seconds(num_layers: int, scan_layers: bool) -> float:
     program = trainer.build_train_program(config, optim.make_optimizer(
         optim.OptimizerConfig()), trainer.LossConfig(), mesh)
     start = time.process_time()
-    with program.mesh, program.axis_rules():
+    with program.sharding_context():
         program.step_fn.lower(program.layout.abstract,
                               program.abstract_batch(8, {"inputs": 128, "targets": 32}),
                               program.abstract_key()).compile()

@@ -300,13 +300,17 @@ class RMSNorm(nn.Module):
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
-        """[..., embed] -> [..., embed] in dtype; statistics in float32."""
+        """[batch, length, embed] -> [batch, length, embed] in dtype; statistics in float32."""
         scale = self.param("scale", nn.with_logical_partitioning(nn.initializers.ones,
                                                                  ("embed",)),
                            (x.shape[-1],), jnp.float32)
         x = x.astype(jnp.float32)
         x = x * jax.lax.rsqrt(jnp.mean(jnp.square(x), axis=-1, keepdims=True) + self.epsilon)
-        return x.astype(self.dtype) * scale.astype(self.dtype)
+        y = x.astype(self.dtype) * scale.astype(self.dtype)
+        # As T5X's scalable_t5: with PARAMETER_SHARDING the scale's 'embed' axis lives on
+        # 'data', and the output feeds matmuls whose kernels do too; pinning the output keeps
+        # XLA from laying the activation out like those parameters (batch on no mesh axis).
+        return nn.with_logical_constraint(y, ("batch", "length", "embed"))
 
 
 class Embed(nn.Module):
