@@ -129,7 +129,7 @@ def jax_runs(args: argparse.Namespace, inputs, targets) -> dict[str, Callable[[]
 
     def blocking(fn, *fn_args):
         def run():
-            with jax.set_mesh(mesh), nn.logical_axis_rules(rules):
+            with partitioning.sharding_context(mesh, rules):
                 return jax.block_until_ready(fn(*fn_args))
         return run
 
