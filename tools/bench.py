@@ -302,6 +302,8 @@ def run_benchmark(config: BenchConfig, peak_gflop_s: float = DESIGN_PEAK_GFLOP_S
     within one process, which XLA_FLAGS (read once per process) cannot give.
     """
     bench = build_benchmark(config)
+    # Built outside the sharding context, as `bench` is (building lays out abstract state).
+    variant = build_benchmark(config) if xla_variant else None
     model_flops = flops.train_step_flops(config.model, config.batch_size, config.input_length,
                                          config.target_length)
     progress(f"{bench.num_params:,} params; mesh {dict(bench.mesh.shape)} over "
@@ -320,8 +322,7 @@ def run_benchmark(config: BenchConfig, peak_gflop_s: float = DESIGN_PEAK_GFLOP_S
             progress(f"model FLOPs per step: {model_flops.total / 1e9:.2f} GFLOP")
 
         contestants = {"flan_jax": lambda: _timed(bench.step)}
-        if xla_variant:
-            variant = build_benchmark(config)
+        if variant is not None:
             variant.step_fn = variant.step_fn.lower(
                 variant.state, variant.batch, variant.dropout_key).compile(xla_variant)
             progress(f"flan_jax_variant: the same step compiled with {xla_variant}")
