@@ -1,17 +1,26 @@
-"""Offline mini-FLAN: twelve synthetic instruction-tuning tasks in six clusters.
+"""Offline mini-FLAN: twelve synthetic instruction-tuning datasets in six clusters.
 
 Every example is generated from a fixed seed (no files, no downloads), so a
 fresh clone trains and evaluates the same data everywhere. The clusters mirror
-FLAN's idea of task families; the mixtures hold one cluster out, as FLAN's
-zero-shot evaluation does:
+FLAN's idea of task families.
 
-    mini_flan_heldout_{cluster}_train  every task of the other clusters
-    mini_flan_heldout_{cluster}_eval   the held-out cluster's tasks
-    mini_flan_all_train                every task
+The datasets register through the same task factory as the FLAN 2021 collection
+(tasks.flan.registration.register_dataset_tasks), so every dataset `d` has FLAN's
+task names: `d_{N}templates` (training, N templates round robin), `d_type_{i}`,
+`d_type_{i}_scoring_eval`, their few-shot variants, `d_no_template`, ... and
+`d_{N}templates_scoring_eval` (rank classification, templates round robin). The
+mixtures hold one cluster out, as FLAN's zero-shot evaluation does:
 
-Each task has ten templates in FLAN's PATTERNS format (see
-flan_jax/templates.py); the last NUM_TURNED_AROUND of each list turn the task
-around (e.g. "write a positive review"), so their targets are not answers.
+    mini_flan_heldout_{cluster}_train          `d_10templates` of the other clusters
+    mini_flan_heldout_{cluster}_eval           the held-out cluster's `d_10templates`
+    mini_flan_heldout_{cluster}_scoring_eval   the same, classification datasets by
+                                               rank classification
+    mini_flan_all_train                        every dataset's `d_10templates`
+    mini_flan_all_scoring_eval                 every dataset, as the scoring_eval mixtures
+
+Each dataset has ten templates in FLAN's PATTERNS format (see flan_jax/templates.py);
+the last two of each list turn the task around (e.g. "write a positive review"), which
+the summary recognises as FLAN's by content (tasks.flan.reporting.turned_around).
 
 Importing this module registers the tasks and mixtures with seqio; importing it
 again (e.g. via another module path) replaces them instead of failing.
@@ -30,15 +39,18 @@ import seqio
 import tensorflow as tf
 from t5.evaluation import metrics as t5_metrics
 
-from flan_jax import preprocessors
 from flan_jax import templates as templates_lib
+from tasks.flan import registration
+from tasks.flan import reporting
 
 # ---------------------------------------------------------------------------
 # Sizes, seeds, clusters: the data that configs and tests rely on.
 
+COLLECTION = "mini_flan"  # registration.Registered.collection of these datasets
 SPLIT_SIZES: Mapping[str, int] = {"train": 2000, "validation": 200, "test": 200}
 DATA_SEED = "mini-flan-v1"  # changing it changes every example, like a new dataset version
-MIXING_CAP = 3000  # FLAN caps each dataset's examples-proportional rate at 3k
+MIXING_CAP = registration.MIXING_CAP  # FLAN caps each dataset's examples-proportional rate at 3k
+NUM_TEMPLATES = 10  # the templates per dataset; mixtures use `d_10templates`
 
 CLUSTERS: dict[str, tuple[str, ...]] = {
     "arithmetic": ("mini_addition", "mini_subtraction"),
@@ -48,9 +60,10 @@ CLUSTERS: dict[str, tuple[str, ...]] = {
     "extractive_qa": ("mini_people_qa", "mini_places_qa"),
     "translation": ("mini_translate_en_lomi", "mini_translate_lomi_en"),
 }
-TASK_NAMES: tuple[str, ...] = tuple(t for members in CLUSTERS.values() for t in members)
+DATASET_NAMES: tuple[str, ...] = tuple(d for members in CLUSTERS.values() for d in members)
 
 ALL_TRAIN_MIXTURE = "mini_flan_all_train"
+ALL_SCORING_EVAL_MIXTURE = "mini_flan_all_scoring_eval"
 
 
 def heldout_train_mixture(cluster: str) -> str:
@@ -63,15 +76,41 @@ def heldout_eval_mixture(cluster: str) -> str:
     return f"mini_flan_heldout_{cluster}_eval"
 
 
+def heldout_scoring_eval_mixture(cluster: str) -> str:
+    """The eval mixture of `cluster`, classification tasks scored by rank classification."""
+    return f"mini_flan_heldout_{cluster}_scoring_eval"
+
+
+def train_task_name(dataset: str) -> str:
+    """The task mixtures train `dataset` with: every template, round robin."""
+    return registration.templated_task_name(dataset, NUM_TEMPLATES)
+
+
+def scoring_eval_task_name(dataset: str) -> str:
+    """The task `dataset` is evaluated with in the scoring_eval mixtures: rank
+    classification (templates round robin) for classification data, else generation."""
+    if dataset_options(dataset):
+        return registration.round_robin_scoring_task_name(dataset, NUM_TEMPLATES)
+    return train_task_name(dataset)
+
+
 def _mixture_members() -> dict[str, tuple[str, ...]]:
-    members = {ALL_TRAIN_MIXTURE: TASK_NAMES}
+    train = {d: train_task_name(d) for d in DATASET_NAMES}
+    scored = {d: scoring_eval_task_name(d) for d in DATASET_NAMES}
+    members = {ALL_TRAIN_MIXTURE: tuple(train.values()),
+               ALL_SCORING_EVAL_MIXTURE: tuple(scored.values())}
     for cluster, held_out in CLUSTERS.items():
-        members[heldout_train_mixture(cluster)] = tuple(t for t in TASK_NAMES if t not in held_out)
-        members[heldout_eval_mixture(cluster)] = held_out
+        members[heldout_train_mixture(cluster)] = tuple(
+            train[d] for d in DATASET_NAMES if d not in held_out)
+        members[heldout_eval_mixture(cluster)] = tuple(train[d] for d in held_out)
+        members[heldout_scoring_eval_mixture(cluster)] = tuple(scored[d] for d in held_out)
     return members
 
 
-MIXTURES: dict[str, tuple[str, ...]] = _mixture_members()  # mixture name -> task names
+def eval_clusters() -> dict[str, tuple[str, ...]]:
+    """cluster -> every registered task of its datasets (the summary's EVAL_CLUSTERS)."""
+    return reporting.task_clusters(CLUSTERS)
+
 
 # ---------------------------------------------------------------------------
 # Vocabulary the generators draw from. Made-up words are English-like so a
@@ -340,10 +379,8 @@ def _make_translation(rng: random.Random) -> Example:
 
 
 # ---------------------------------------------------------------------------
-# Templates, FLAN's PATTERNS format. The last NUM_TURNED_AROUND of each list
-# turn the task around; the others ask for the answer.
-
-NUM_TURNED_AROUND = 2
+# Templates, FLAN's PATTERNS format. The last two of each list turn the task
+# around; the others ask for the answer.
 
 PATTERNS: dict[str, list[tuple[str, str]]] = {
     "mini_addition": [
@@ -494,12 +531,6 @@ PATTERNS: dict[str, list[tuple[str, str]]] = {
 
 TEMPLATES: dict[str, list[templates_lib.Template]] = templates_lib.load_patterns(PATTERNS)
 
-# Template indices whose target is not the task's answer (e.g. a generated
-# review); evaluation that scores answers should skip them.
-TURNED_AROUND: dict[str, tuple[int, ...]] = {
-    name: tuple(range(len(ts) - NUM_TURNED_AROUND, len(ts))) for name, ts in TEMPLATES.items()
-}
-
 # ---------------------------------------------------------------------------
 # How each task is built and scored.
 
@@ -544,9 +575,9 @@ _SPECS: dict[str, _TaskSpec] = {
 }
 
 
-def task_options(task_name: str) -> tuple[str, ...]:
-    """Answer choices of a classification task; () for generation tasks."""
-    return _SPECS[task_name].options
+def dataset_options(dataset: str) -> tuple[str, ...]:
+    """Answer choices of a classification dataset; () for generation datasets."""
+    return _SPECS[dataset].options
 
 
 # ---------------------------------------------------------------------------
@@ -565,14 +596,14 @@ def split_of(example: Mapping[str, str], fields: tuple[str, ...] | None = None) 
 
 
 @functools.lru_cache(maxsize=None)
-def generate_examples(task_name: str, split: str) -> tuple[Example, ...]:
+def generate_examples(dataset: str, split: str) -> tuple[Example, ...]:
     """The raw examples of one split, without options: unique and deterministic.
 
-    Each split draws from its own random.Random seeded by (DATA_SEED, task,
+    Each split draws from its own random.Random seeded by (DATA_SEED, dataset,
     split), keeping only examples that hash into this split and are new.
     """
-    spec, size = _SPECS[task_name], SPLIT_SIZES[split]
-    rng = random.Random(f"{DATA_SEED}/{task_name}/{split}")
+    spec, size = _SPECS[dataset], SPLIT_SIZES[split]
+    rng = random.Random(f"{DATA_SEED}/{dataset}/{split}")
     examples: dict[tuple[tuple[str, str], ...], Example] = {}
     for _ in range(size * 100):  # a generous bound; typical use is ~2-12 draws each
         example = spec.make_example(rng)
@@ -581,11 +612,11 @@ def generate_examples(task_name: str, split: str) -> tuple[Example, ...]:
             examples[key] = example
             if len(examples) == size:
                 return tuple(examples.values())
-    raise RuntimeError(f"{task_name}: could not draw {size} unique {split} examples")
+    raise RuntimeError(f"{dataset}: could not draw {size} unique {split} examples")
 
 
 def _dataset_fn(
-    split: str, shuffle_files: bool, seed: int | None = None, *, task_name: str
+    split: str, shuffle_files: bool, seed: int | None = None, *, dataset: str
 ) -> tf.data.Dataset:
     """seqio FunctionDataSource entry point.
 
@@ -593,16 +624,16 @@ def _dataset_fn(
     because there are no files, and seqio shuffles examples after preprocessing.
     """
     del shuffle_files, seed
-    examples = generate_examples(task_name, split)
+    examples = generate_examples(dataset, split)
     columns: dict[str, Any] = {k: [ex[k] for ex in examples] for k in examples[0]}
-    options = task_options(task_name)
+    options = dataset_options(dataset)
     if options:
         columns[templates_lib.OPTIONS_FIELD] = np.array([options] * len(examples), dtype=object)
     return tf.data.Dataset.from_tensor_slices(columns)
 
 
 # ---------------------------------------------------------------------------
-# Registration.
+# Registration, through FLAN's task factory.
 
 OUTPUT_FEATURES: dict[str, seqio.Feature] = {
     "inputs": seqio.Feature(vocabulary=seqio.ByteVocabulary(), add_eos=True),
@@ -610,52 +641,38 @@ OUTPUT_FEATURES: dict[str, seqio.Feature] = {
 }
 
 
-def _available_fields(task_name: str) -> list[str]:
-    fields = list(_SPECS[task_name].make_example(random.Random(0)))
-    if task_options(task_name):
+def _available_fields(dataset: str) -> list[str]:
+    fields = list(_SPECS[dataset].make_example(random.Random(0)))
+    if dataset_options(dataset):
         fields.append(templates_lib.OPTIONS_FIELD)
     return fields
 
 
-def _register_task(task_name: str) -> None:
-    spec, templates = _SPECS[task_name], TEMPLATES[task_name]
-    templates_lib.validate_templates(task_name, templates, _available_fields(task_name))
-    seqio.TaskRegistry.remove(task_name)  # re-import replaces instead of raising
-    seqio.TaskRegistry.add(
-        task_name,
-        source=seqio.FunctionDataSource(
-            functools.partial(_dataset_fn, task_name=task_name),
-            splits=tuple(SPLIT_SIZES),
-            num_input_examples=dict(SPLIT_SIZES),
-        ),
-        preprocessors=[
-            functools.partial(preprocessors.apply_templates, templates=templates),
-            seqio.preprocessors.tokenize,
-            seqio.CacheDatasetPlaceholder(),
-            seqio.preprocessors.append_eos_after_trim,
-        ],
-        output_features=OUTPUT_FEATURES,
-        postprocess_fn=spec.postprocess_fn,
-        metric_fns=list(spec.metric_fns),
-    )
+def source(dataset: str) -> seqio.DataSource:
+    """The generated splits of `dataset` as a seqio source."""
+    return seqio.FunctionDataSource(functools.partial(_dataset_fn, dataset=dataset),
+                                    splits=tuple(SPLIT_SIZES), num_input_examples=dict(SPLIT_SIZES))
 
 
-def _register_mixture(name: str, task_names: tuple[str, ...]) -> None:
-    seqio.MixtureRegistry.remove(name)
-    seqio.MixtureRegistry.add(
-        name,
-        list(task_names),
-        default_rate=functools.partial(seqio.mixing_rate_num_examples, maximum=MIXING_CAP),
-    )
+def _cluster_of(dataset: str) -> str:
+    return next(c for c, members in CLUSTERS.items() if dataset in members)
 
 
 def register() -> None:
-    """Registers (or re-registers) every mini-FLAN task, then every mixture."""
-    assert set(_SPECS) == set(TASK_NAMES) == set(PATTERNS), "task tables disagree"
-    for task_name in TASK_NAMES:
-        _register_task(task_name)
+    """Registers (or re-registers) every mini-FLAN dataset's tasks, then every mixture."""
+    assert set(_SPECS) == set(DATASET_NAMES) == set(PATTERNS), "dataset tables disagree"
+    for dataset in DATASET_NAMES:
+        spec = _SPECS[dataset]
+        registration.register_dataset_tasks(
+            dataset, TEMPLATES[dataset], source=source(dataset),
+            available_fields=_available_fields(dataset), is_classification=bool(spec.options),
+            cluster=_cluster_of(dataset), postprocess_fn=spec.postprocess_fn,
+            metric_fns=spec.metric_fns, output_features=OUTPUT_FEATURES, collection=COLLECTION)
     for name, task_names in MIXTURES.items():
-        _register_mixture(name, task_names)
+        # Training mixtures: examples-proportional, capped as FLAN's; eval: every example.
+        registration.add_mixture(name, task_names, capped=name.endswith("_train"))
 
+
+MIXTURES: dict[str, tuple[str, ...]] = _mixture_members()  # mixture name -> task names
 
 register()

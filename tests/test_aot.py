@@ -16,7 +16,7 @@ REPO = launch.REPO_ROOT
 TINY_LAUNCH = ["--gin_file=gin_configs/models/t5_1_1/tiny.gin",
                "--gin_file=gin_configs/runs/finetune.gin",
                "--gin.TASK_FEATURE_LENGTHS={'inputs': 64, 'targets': 16}",
-               "--gin.BATCH_SIZE=8", "--gin.MIXTURE_OR_TASK_NAME='mini_addition'"]
+               "--gin.BATCH_SIZE=8", "--gin.MIXTURE_OR_TASK_NAME='mini_addition_10templates'"]
 
 
 @pytest.fixture(autouse=True)
@@ -73,7 +73,7 @@ def test_the_launch_is_read_from_the_train_gin_files():
 
 def test_the_shipped_pod_file_is_a_complete_launch():
     launch.parse_gin(launch.parse_args(["--gin_file=gin_configs/pods/v4-8_base.gin",
-                                        "--gin.MIXTURE_OR_TASK_NAME='mini_addition'"], "test"))
+                                        "--gin.MIXTURE_OR_TASK_NAME='mini_addition_10templates'"], "test"))
     bound = aot.bound_train_launch()
     assert (bound.batch_size, bound.feature_lengths) == (32, {"inputs": 512, "targets": 128})
     assert bound.partitioning_config == aot.partitioning.PartitioningConfig(2, True)
@@ -83,7 +83,7 @@ def test_the_shipped_pod_file_is_a_complete_launch():
 def test_the_xxl_pod_file_is_one_microbatch_with_dropout():
     """Issue 9's goal: XXL, dropout 0.1, batch 128 x (1024, 256), ONE microbatch, v4-128."""
     launch.parse_gin(launch.parse_args(["--gin_file=gin_configs/pods/v4-128_xxl.gin",
-                                        "--gin.MIXTURE_OR_TASK_NAME='mini_addition'"], "test"))
+                                        "--gin.MIXTURE_OR_TASK_NAME='mini_addition_10templates'"], "test"))
     bound = aot.bound_train_launch()
     assert (bound.batch_size, bound.feature_lengths) == (128, {"inputs": 1024, "targets": 256})
     assert bound.num_microbatches == 1

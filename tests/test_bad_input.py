@@ -170,7 +170,7 @@ def test_an_int_for_a_float_macro_and_none_for_an_optional_one_are_accepted(clea
 
 TINY_RUN = ["--gin_file=gin_configs/models/t5_1_1/tiny.gin",
             "--gin_file=gin_configs/runs/finetune.gin",
-            "--gin.MIXTURE_OR_TASK_NAME='mini_addition'",
+            "--gin.MIXTURE_OR_TASK_NAME='mini_addition_10templates'",
             "--gin.TASK_FEATURE_LENGTHS={'inputs': 64, 'targets': 16}", "--gin.TRAIN_STEPS=2"]
 # /sys refuses new entries even to root (who ignores mode bits), so this is never writable.
 UNWRITABLE = "/sys/flan_jax_run"
@@ -404,10 +404,10 @@ def _tool(name):
     (["mini_flan_heldout_entailment_trian"],
      "Unknown mixture or task 'mini_flan_heldout_entailment_trian'. Closest registered names: "
      "mini_flan_heldout_entailment_train"),
-    (["mini_nli", "--split=tset"], "'mini_nli' has no 'tset' split; its tasks have"),
-    (["mini_nli", "-n", "0"], "--num_examples=0: give a positive number"),
-    (["mini_nli", "-n", "three"], "argument -n/--num_examples: invalid int value: 'three'"),
-    (["mini_nli", "--data_dir=/no/such/tfds"], "--data_dir='/no/such/tfds' does not exist"),
+    (["mini_nli_10templates", "--split=tset"], "'mini_nli_10templates' has no 'tset' split; its tasks have"),
+    (["mini_nli_10templates", "-n", "0"], "--num_examples=0: give a positive number"),
+    (["mini_nli_10templates", "-n", "three"], "argument -n/--num_examples: invalid int value: 'three'"),
+    (["mini_nli_10templates", "--data_dir=/no/such/tfds"], "--data_dir='/no/such/tfds' does not exist"),
 ])
 def test_show_task_bad_arguments(argv, expected, capsys):
     show_task = _tool("show_task")
@@ -460,7 +460,7 @@ def test_entry_points_exit_with_code_2_and_no_traceback(tmp_path):
         _python("-m", "flan_jax.train", MINI, f"--gin.MODEL_DIR='{model_dir}'",
                 "--gin.LERNING_RATE=0.1"),
         _python("-m", "flan_jax.infer", *_infer_args(tmp_path, prompts)),
-        _python("tools/show_task.py", "mini_nli", "--split=tset"),
+        _python("tools/show_task.py", "mini_nli_10templates", "--split=tset"),
     ]
     for result, expected in zip(results, ["Unknown gin macro(s): LERNING_RATE",
                                           "is not UTF-8 text", "has no 'tset' split"]):

@@ -276,7 +276,7 @@ def test_finetune_from_a_converted_checkpoint_via_the_cli(hf_dirs, tmp_path, cap
     result = _run(
         "flan_jax.train", f"--gin_file={out}/model.gin",
         "--gin_file=gin_configs/runs/finetune.gin",
-        "--gin.MIXTURE_OR_TASK_NAME='mini_addition'",
+        "--gin.MIXTURE_OR_TASK_NAME='mini_addition_10templates'",
         "--gin.TASK_FEATURE_LENGTHS={'inputs': 64, 'targets': 8}",
         "--gin.TRAIN_STEPS=2", "--gin.BATCH_SIZE=8", f"--gin.MODEL_DIR='{model_dir}'",
         f"--gin.INITIAL_CHECKPOINT_PATH='{out}'", "--gin.ACTIVATION_DTYPE='float32'")

@@ -164,7 +164,7 @@ def test_predict_fn_returns_generated_tokens_in_order_and_per_template_metrics()
         "mini_flan_heldout_arithmetic_eval", {"inputs": 112, "targets": 8}, batch_size=8,
         num_examples=20, decoding=decoding.DecodingConfig(max_decode_length=6))
     ev = evaluation.Evaluator(config, model, mesh, rules, layout.shardings.params)
-    ds = ev.model_datasets["mini_addition"]
+    ds = ev.model_datasets["mini_addition_10templates"]
     with mesh, nn.logical_axis_rules(rules):
         got = dict(ev.predict_fn(params)(ds))  # 20 rows: batches of 8, 8 and 4 (+4 padding)
         indices, rows = _rows(ds)
@@ -174,12 +174,12 @@ def test_predict_fn_returns_generated_tokens_in_order_and_per_template_metrics()
     np.testing.assert_array_equal(np.stack([got[i] for i in indices.tolist()]), want)
 
     results = ev.evaluate(params, step=5)
-    assert set(results.metrics) == {"mini_addition", "mini_subtraction"}
-    assert "accuracy" in results.metrics["mini_addition"]
+    add, sub = "mini_addition_10templates", "mini_subtraction_10templates"
+    assert set(results.metrics) == {add, sub}
+    assert "accuracy" in results.metrics[add]
     # Round-robin templates: 20 examples over 10 templates, two each.
-    assert sorted(results.per_template["mini_addition"]) == list(range(10))
-    assert results.flat()["eval/mini_addition/accuracy"] == (
-        results.metrics["mini_addition"]["accuracy"])
+    assert sorted(results.per_template[add]) == list(range(10))
+    assert results.flat()[f"eval/{add}/accuracy"] == results.metrics[add]["accuracy"]
 
 
 def test_rank_classification_beats_chance_after_brief_training(marked_run):
@@ -241,7 +241,8 @@ def _tiny_eval_gin(tmp_path) -> str:
     path.write_text(
         "from __gin__ import dynamic_registration\n"
         "from flan_jax.models import t5\n"
-        "from tasks import mini_eval\n"
+        "from tasks import mini\n"
+        "from tasks.flan import reporting\n"
         "include 'gin_configs/runs/eval.gin'\n"
         "MODEL_CONFIG = @t5.T5Config()\n"
         f"t5.T5Config.vocab_size = {c.vocab_size}\n"
@@ -253,8 +254,8 @@ def _tiny_eval_gin(tmp_path) -> str:
         f"t5.T5Config.mlp_dim = {c.mlp_dim}\n"
         "t5.T5Config.dropout_rate = 0.0\n"
         "t5.T5Config.dtype = 'float32'\n"
-        "EVAL_CLUSTERS = @mini_eval.eval_clusters()\n"
-        "EXCLUDED_TEMPLATES = @mini_eval.excluded_templates()\n")
+        "EVAL_CLUSTERS = @mini.eval_clusters()\n"
+        "EXCLUDED_TEMPLATES = @reporting.excluded_templates()\n")
     return str(path)
 
 
@@ -270,13 +271,13 @@ def test_eval_entry_point_end_to_end(marked_run, tmp_path):
         f"--gin.EVAL_OUTPUT_DIR='{out}'")
     assert result.returncode == 0, result.stderr[-3000:]
     assert_no_banners(result.stderr)
-    for task in ("mini_nli_scoring_eval", "mini_rte_scoring_eval"):
+    for task in ("mini_nli_10templates_scoring_eval", "mini_rte_10templates_scoring_eval"):
         record = json.loads((out / f"{task}.json").read_text())
         assert record["step"] == 60 and 0 <= record["metrics"]["accuracy"] <= 100
         assert record["per_template"]  # template indices survive the expansion
         assert (out / task).is_dir()  # TensorBoard events
     md = (out / "summary.md").read_text()
-    assert "| entailment | mini_nli_scoring_eval | accuracy |" in md
+    assert "| entailment | mini_nli_10templates_scoring_eval | accuracy |" in md
     assert "| entailment | 2 |" in md
     assert "entailment,ALL" in (out / "summary.csv").read_text()
     assert "| entailment | 2 |" in result.stdout

@@ -333,7 +333,7 @@ def _fields(name: str, rows: list[dict]) -> list[dict]:
     ds = tf.data.Dataset.from_tensors(rows[0])
     for row in rows[1:]:
         ds = ds.concatenate(tf.data.Dataset.from_tensors(row))
-    return list(registration._to_fields(ds, spec).as_numpy_iterator())
+    return list(registration.to_fields(ds, spec).as_numpy_iterator())
 
 
 def test_sentiment140_keeps_neutral_tweets_as_negative():
@@ -418,7 +418,9 @@ def test_eval_fields_stay_out_of_few_shot_exemplars():
 
 # --- Task names: all of FLAN's, plus the paper's ablations (README "Fidelity to FLAN") ----
 
-OUR_EXTRA_TASKS = re.compile(r"\w+_(no_template|dataset_name)")  # the paper's ablations
+# The paper's ablations, and rank classification with the templates round robin (README
+# "mini-FLAN": one pass over the examples for the per-template table).
+OUR_EXTRA_TASKS = re.compile(r"\w+_(no_template|dataset_name|\d+templates_scoring_eval)")
 
 
 def test_every_flan_task_name_is_registered():
@@ -475,7 +477,7 @@ def test_answers_and_options_equal_flans_on_mock_data(name):
     spec = datasets.DATASETS[name]
     with tfds.testing.mock_data(num_examples=flan_reference.MOCK_EXAMPLES):
         source = registration.source_for(spec)
-        ds = registration._to_fields(source.get_dataset("test", shuffle=False), spec)
+        ds = registration.to_fields(source.get_dataset("test", shuffle=False), spec)
         ours = list(ds.take(flan_reference.MOCK_EXAMPLES).as_numpy_iterator())
     theirs = FLAN_DATASETS[name]["mock"]
     assert len(ours) == len(theirs)

@@ -240,7 +240,7 @@ def test_hellaswag_mapping_on_handwritten_examples():
         "context": ["[header] How to bake. [step] Mix flour.", "x"],
         "endings": [["[step] Bake it.", "Eat it.", "Sing.", "Sleep."], ["a", "b", "c", "d"]],
         "activity_label": ["Baking", "Other"], "label": [0, 7]})
-    out = list(registration._to_fields(raw, spec).as_numpy_iterator())
+    out = list(registration.to_fields(raw, spec).as_numpy_iterator())
     assert len(out) == 1  # label 7 indexes no ending
     assert _text(out[0]["context"]) == "How to bake. \nMix flour."  # [step] -> newline
     assert _text(out[0]["answer"]) == "Bake it." and _text(out[0]["activity_label"]) == "Baking"
@@ -256,7 +256,7 @@ def test_hellaswag_mapping_on_handwritten_examples():
 def test_text_formatting_on_handwritten_examples(dataset, field, expected):
     spec = datasets.DATASETS[dataset]
     raw = tf.data.Dataset.from_tensor_slices({"en": ["Hello, world!", "no punctuation"]})
-    out = list(registration._to_fields(raw, spec).as_numpy_iterator())
+    out = list(registration.to_fields(raw, spec).as_numpy_iterator())
     if dataset != "word_segment":  # the others drop text they would leave unchanged
         assert len(out) == 1
     assert (_text(out[0][field]), _text(out[0]["answer"])) == (expected, "Hello, world!")
@@ -376,7 +376,7 @@ def test_show_task_on_mini_mixture():
          "mini_flan_heldout_entailment_train", "-n", "3"],
         capture_output=True, text=True, timeout=120, cwd=REPO)
     assert out.returncode == 0, out.stderr[-2000:]
-    assert "mini_addition  rate=2000" in out.stdout
+    assert "mini_addition_10templates  rate=2000" in out.stdout
     assert out.stdout.count("--- inputs:") == 3 and "--- targets:" in out.stdout
 
 

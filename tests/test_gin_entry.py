@@ -62,7 +62,7 @@ def test_missing_required_macro_is_named():
     args = launch.parse_args([
         "--gin_file=gin_configs/models/t5_1_1/tiny.gin",
         "--gin_file=gin_configs/runs/finetune.gin",
-        "--gin.MIXTURE_OR_TASK_NAME='mini_addition'",
+        "--gin.MIXTURE_OR_TASK_NAME='mini_addition_10templates'",
         "--gin.TASK_FEATURE_LENGTHS={'inputs': 64, 'targets': 16}",
     ], description="test")
     launch.parse_gin(args)

@@ -8,6 +8,7 @@ import seqio
 
 import tasks  # noqa: F401  (registers everything)
 from tasks import mini
+from tasks.flan import registration, reporting
 
 FEATURE_LENGTHS = {"inputs": 256, "targets": 64}
 PLACEHOLDER = re.compile(r"\{[A-Za-z_]\w*\}")
@@ -22,8 +23,8 @@ def _text(value) -> str:
 def validation_examples():
     """Preprocessed validation examples of every task, read once through seqio."""
     examples = {}
-    for name in mini.TASK_NAMES:
-        ds = seqio.get_mixture_or_task(name).get_dataset(
+    for name in mini.DATASET_NAMES:
+        ds = seqio.get_mixture_or_task(mini.train_task_name(name)).get_dataset(
             FEATURE_LENGTHS, split="validation", shuffle=False)
         examples[name] = list(ds.as_numpy_iterator())
     return examples
@@ -36,23 +37,65 @@ def test_clusters_tasks_and_templates():
     assert set(mini.CLUSTERS) == {
         "arithmetic", "string_editing", "sentiment", "entailment", "extractive_qa", "translation"}
     assert all(len(members) >= 2 for members in mini.CLUSTERS.values())
-    assert len(set(mini.TASK_NAMES)) == len(mini.TASK_NAMES) >= 12
+    assert len(set(mini.DATASET_NAMES)) == len(mini.DATASET_NAMES) >= 12
     registered = set(seqio.TaskRegistry.names())
-    for name in mini.TASK_NAMES:
-        assert name.startswith("mini_") and name in registered
+    for name in mini.DATASET_NAMES:
+        assert name.startswith("mini_") and f"{name}_10templates" in registered
+        assert registration.REGISTERED[name].collection == mini.COLLECTION
         assert len(mini.PATTERNS[name]) == len(mini.TEMPLATES[name]) == 10
         assert len(set(mini.PATTERNS[name])) == 10, f"{name} repeats a template"
-        assert 2 <= len(mini.TURNED_AROUND[name]) <= 3
+        # The summary finds turned-around templates by content, as for FLAN's datasets:
+        # mini-FLAN's are the last two of every list (module docstring).
+        assert reporting.turned_around(name) == (8, 9), name
 
 
 def test_classification_templates_offer_options_unless_turned_around():
     for cluster in ("sentiment", "entailment"):
         for name in mini.CLUSTERS[cluster]:
-            assert len(mini.task_options(name)) >= 2
+            assert len(mini.dataset_options(name)) >= 2
             for i, template in enumerate(mini.TEMPLATES[name]):
-                asks_for_answer = i not in mini.TURNED_AROUND[name]
+                asks_for_answer = i not in reporting.turned_around(name)
                 assert template.uses_options == asks_for_answer, (name, i)
                 assert (template.target == "{answer}") == asks_for_answer, (name, i)
+
+
+def _variants(dataset: str) -> set[str]:
+    """The task names registered for `dataset`, with the dataset name cut off."""
+    return {t[len(dataset):] for t in registration.REGISTERED[dataset].tasks}
+
+
+def test_mini_flan_registers_through_the_flan_factory():
+    # The same variants as a FLAN dataset of the same kind (RTE: classification, 10
+    # templates; SQuAD v1: generation, 10 templates), from the same factory.
+    for name in mini.DATASET_NAMES:
+        like = "rte" if mini.dataset_options(name) else "squad_v1"
+        assert len(registration.REGISTERED[like].templates) == 10
+        assert _variants(name) == _variants(like), name
+    names = registration.REGISTERED["mini_nli"].tasks
+    assert {"mini_nli_type_3_scoring_eval", "mini_nli_type_3_three_shot", "mini_nli_no_template",
+            "mini_nli_type_0_score_flan_no_options", "mini_nli_10templates_scoring_eval"} <= set(
+                names)
+    assert "mini_addition_type_0_scoring_eval" not in registration.REGISTERED[
+        "mini_addition"].tasks  # no options, no rank classification
+
+
+def test_round_robin_scoring_task_scores_every_option_of_every_example():
+    task = seqio.get_mixture_or_task("mini_rte_10templates_scoring_eval")
+    rows = list(task.get_dataset(FEATURE_LENGTHS, split="validation",
+                                 shuffle=False).as_numpy_iterator())
+    raw = mini.generate_examples("mini_rte", "validation")
+    options = mini.dataset_options("mini_rte")
+    assert len(rows) == len(raw) * len(options)  # turned-around templates too, as FLAN
+    for row in rows:
+        example, option = row["idx"]
+        assert _text(row["targets_pretokenized"]) == options[option]
+        assert row["is_correct"] == (options[option] == raw[example]["answer"])
+        # Round robin over the ten templates, as the `_10templates` task reads them.
+        assert row["template_idx"] == example % 10
+    # The summary leaves the turned-around templates out of both round-robin tasks.
+    excluded = reporting.excluded_templates()
+    assert excluded["mini_rte_10templates_scoring_eval"] == excluded[
+        "mini_rte_10templates"] == (8, 9)
 
 
 # --- Examples -----------------------------------------------------------------
@@ -73,11 +116,11 @@ def test_every_task_yields_complete_formatted_examples(validation_examples):
 def test_classification_targets_are_options(validation_examples):
     for cluster in ("sentiment", "entailment"):
         for name in mini.CLUSTERS[cluster]:
-            options = set(mini.task_options(name))
+            options = set(mini.dataset_options(name))
             answers = set()
             for ex in validation_examples[name]:
                 assert {_text(o) for o in ex["options"]} == options
-                if int(ex["template_idx"]) not in mini.TURNED_AROUND[name]:
+                if int(ex["template_idx"]) not in reporting.turned_around(name):
                     answers.add(_text(ex["targets_pretokenized"]))
             assert answers == options, f"{name}: every label should occur"
 
@@ -86,7 +129,7 @@ def test_labels_are_roughly_balanced():
     for cluster in ("sentiment", "entailment"):
         for name in mini.CLUSTERS[cluster]:
             labels = [ex["answer"] for ex in mini.generate_examples(name, "train")]
-            shares = [labels.count(o) / len(labels) for o in mini.task_options(name)]
+            shares = [labels.count(o) / len(labels) for o in mini.dataset_options(name)]
             assert min(shares) > 0.5 / len(shares), (name, shares)
 
 
@@ -111,9 +154,9 @@ def test_generated_answers_are_correct():
 
 
 def test_generation_is_deterministic():
-    first = {name: mini.generate_examples(name, "validation") for name in mini.TASK_NAMES}
+    first = {name: mini.generate_examples(name, "validation") for name in mini.DATASET_NAMES}
     mini.generate_examples.cache_clear()
-    for name in mini.TASK_NAMES:
+    for name in mini.DATASET_NAMES:
         assert mini.generate_examples(name, "validation") == first[name], name
     # Pinned so that an accidental change of the data (seed, generator) shows up.
     assert mini.generate_examples("mini_addition", "validation")[0] == GOLDEN_ADDITION
@@ -126,7 +169,7 @@ GOLDEN_RTE = {"premise": "Zeno, a miner, lives in Marrowby, which is in Corvania
 
 
 def test_seqio_reads_are_repeatable():
-    task = seqio.get_mixture_or_task("mini_nli")
+    task = seqio.get_mixture_or_task("mini_nli_10templates")
 
     def read(**kwargs):
         ds = task.get_dataset(FEATURE_LENGTHS, split="validation", **kwargs)
@@ -139,7 +182,7 @@ def test_seqio_reads_are_repeatable():
 
 
 def test_splits_are_sized_unique_and_disjoint():
-    for name in mini.TASK_NAMES:
+    for name in mini.DATASET_NAMES:
         keys = {}
         for split, size in mini.SPLIT_SIZES.items():
             examples = mini.generate_examples(name, split)
@@ -166,11 +209,15 @@ def _mixture_tasks(name):
 
 
 def test_heldout_mixtures_hold_out_exactly_one_cluster():
-    everything = set(mini.TASK_NAMES)
-    assert _mixture_tasks("mini_flan_all_train") == everything
+    def train(datasets):
+        return {f"{d}_10templates" for d in datasets}
+
+    everything = set(mini.DATASET_NAMES)
+    assert _mixture_tasks("mini_flan_all_train") == train(everything)
     for cluster, members in mini.CLUSTERS.items():
-        assert _mixture_tasks(f"mini_flan_heldout_{cluster}_train") == everything - set(members)
-        assert _mixture_tasks(f"mini_flan_heldout_{cluster}_eval") == set(members)
+        assert _mixture_tasks(f"mini_flan_heldout_{cluster}_train") == train(
+            everything - set(members))
+        assert _mixture_tasks(f"mini_flan_heldout_{cluster}_eval") == train(members)
     assert mini.heldout_train_mixture("entailment") == "mini_flan_heldout_entailment_train"
 
 
@@ -181,13 +228,14 @@ def test_mixing_rates_are_examples_proportional_and_capped():
 
 
 def test_reimport_replaces_registrations_without_error():
-    before = seqio.get_mixture_or_task("mini_addition")
+    before = seqio.get_mixture_or_task("mini_addition_10templates")
     importlib.reload(mini)
     importlib.reload(mini)
-    after = seqio.get_mixture_or_task("mini_addition")
+    after = seqio.get_mixture_or_task("mini_addition_10templates")
     assert after is not before
-    assert _mixture_tasks("mini_flan_heldout_entailment_train") == (
-        set(mini.TASK_NAMES) - set(mini.CLUSTERS["entailment"]))
+    assert _mixture_tasks("mini_flan_heldout_entailment_train") == {
+        mini.train_task_name(d) for d in mini.DATASET_NAMES
+        if d not in mini.CLUSTERS["entailment"]}
 
 
 def test_packed_mixture_batches_for_the_encoder_decoder():

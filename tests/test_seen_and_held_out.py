@@ -7,17 +7,23 @@ import seqio
 
 import tasks  # noqa: F401  (registers mini-FLAN and its scoring variants)
 from flan_jax import summary
-from tasks import mini, mini_eval
+from tasks import mini
+from tasks.flan import registration
 
 
 def test_all_clusters_eval_mixture_scores_classification_and_generates_the_rest():
-    mixture = seqio.get_mixture_or_task(mini_eval.ALL_SCORING_EVAL_MIXTURE)
+    mixture = seqio.get_mixture_or_task(mini.ALL_SCORING_EVAL_MIXTURE)
     names = sorted(t.name for t in mixture.tasks)
-    expected = sorted(t + "_scoring_eval" if mini.task_options(t) else t
-                      for t in mini.TASK_NAMES)
+    # The factory's names: rank classification with the 10 templates round robin for the
+    # datasets with options, the `_10templates` task (generation) for the others.
+    expected = sorted(f"{d}_10templates_scoring_eval" if mini.dataset_options(d)
+                      else f"{d}_10templates" for d in mini.DATASET_NAMES)
     assert names == expected and len(names) == 12
+    scoring = [t for t in mixture.tasks if t.name.endswith("_scoring_eval")]
+    assert len(scoring) == 4 and all(
+        t.metric_fns == [registration.t5_metrics.rank_classification] for t in scoring)
     # Every task of every cluster, so a held-out run sees its training clusters too.
-    clusters = mini_eval.eval_clusters()
+    clusters = mini.eval_clusters()
     assert all(any(n in clusters[c] for c in mini.CLUSTERS) for n in names)
 
 

@@ -76,7 +76,7 @@ def corpus_lines(max_lines: int) -> list[str]:
     targets) and the installed packages' English documentation, in a fixed file order."""
     lines = []
     # At most half of the lines from mini-FLAN (two per example), split evenly over its tasks.
-    for ex in _rendered_mini_flan(max_lines // (4 * len(mini.TASK_NAMES)) or 1):
+    for ex in _rendered_mini_flan(max_lines // (4 * len(mini.DATASET_NAMES)) or 1):
         lines += [ex["inputs"], ex["targets"]]
     site = sysconfig.get_paths()["purelib"]
     for path in sorted(glob.glob(os.path.join(site, "**", "*.*"), recursive=True)):
@@ -95,8 +95,8 @@ def corpus_lines(max_lines: int) -> list[str]:
 def _rendered_mini_flan(examples_per_task: int) -> list[dict[str, str]]:
     """The first train examples of each mini-FLAN task after templating, as text."""
     out = []
-    for name in mini.TASK_NAMES:
-        task = seqio.get_mixture_or_task(name)
+    for name in mini.DATASET_NAMES:
+        task = seqio.get_mixture_or_task(mini.train_task_name(name))
         ds = task.source.get_dataset("train", shuffle=False).take(examples_per_task)
         for preprocessor in task.preprocessors:
             if preprocessor is seqio.preprocessors.tokenize:
@@ -131,8 +131,8 @@ def register_tasks(vocabulary_path: str) -> seqio.SentencePieceVocabulary:
     features = {name: seqio.Feature(vocabulary=vocabulary, add_eos=True)
                 for name in ("inputs", "targets")}
     names = []
-    for name in mini.TASK_NAMES:
-        task = seqio.get_mixture_or_task(name)
+    for name in mini.DATASET_NAMES:
+        task = seqio.get_mixture_or_task(mini.train_task_name(name))
         seqio.TaskRegistry.remove(f"bench_input_{name}")
         seqio.TaskRegistry.add(f"bench_input_{name}", source=task.source,
                                preprocessors=task.preprocessors, output_features=features)

@@ -52,7 +52,8 @@ import tasks  # noqa: E402,F401  (registers mini-FLAN)
 from flan_jax import (checkpointing, data, eval as eval_script, evaluation, optim,  # noqa: E402
                       peft, train)
 from flan_jax.models import t5  # noqa: E402
-from tasks import mini, mini_eval  # noqa: E402
+from tasks import mini  # noqa: E402
+from tasks.flan import reporting  # noqa: E402
 
 COLLECTIONS = ("mini", "flan2021")
 
@@ -79,10 +80,10 @@ def mini_split(heldout: str, seen: str) -> Split:
     """mini-FLAN: rank classification on validation, byte-level lengths."""
     return Split(
         "mini-FLAN", heldout, seen, mini.heldout_train_mixture(heldout),
-        mini.heldout_eval_mixture(heldout), mini_eval.heldout_scoring_eval_mixture(heldout),
-        mini_eval.heldout_scoring_eval_mixture(seen), "validation",
-        {"inputs": 256, "targets": 64}, mini_eval.eval_clusters(),
-        mini_eval.excluded_templates(), "rank-classification accuracy (%)")
+        mini.heldout_eval_mixture(heldout), mini.heldout_scoring_eval_mixture(heldout),
+        mini.heldout_scoring_eval_mixture(seen), "validation",
+        {"inputs": 256, "targets": 64}, mini.eval_clusters(),
+        reporting.excluded_templates(), "rank-classification accuracy (%)")
 
 
 def flan2021_split(heldout: str, seen: str) -> Split:
@@ -91,8 +92,7 @@ def flan2021_split(heldout: str, seen: str) -> Split:
     Scored as flan2021_eval.gin scores: each eval mixture on FLAN's 'test' mapping with
     FLAN's metrics, the seen cluster through its own split's eval mixture.
     """
-    import tasks.flan  # noqa: F401  (registers the collection; seconds, so only here)
-    from tasks.flan import clusters, mixtures, reporting
+    from tasks.flan import clusters, mixtures
     names = list(clusters.CLUSTERS)
 
     def stem(cluster: str) -> str:

@@ -173,7 +173,7 @@ def register(specs: Mapping[str, DatasetSpec] = DATASETS, fix_flan_quirks: bool 
             continue
         available = set(spec.available_fields) | set(GLM_FIELDS)
         templates_lib.validate_templates(f"continuations_{dataset}", loaded[group], available)
-        field_preprocessors = [functools.partial(registration._to_fields, spec=spec),
+        field_preprocessors = [functools.partial(registration.to_fields, spec=spec),
                                functools.partial(add_glm_fields, group=group,
                                                  fix_flan_quirks=fix_flan_quirks)]
         if spec.is_classification and group in GLM_OPTIONS:
@@ -183,7 +183,7 @@ def register(specs: Mapping[str, DatasetSpec] = DATASETS, fix_flan_quirks: bool 
             postprocess = functools.partial(continuation_answer,
                                             fix_flan_quirks=fix_flan_quirks)
             for suffix, shots in [("", 0), *CONTINUATION_SHOTS.items()]:
-                registration._add_task(
+                registration.add_task(
                     name + suffix, registration.source_for(spec), field_preprocessors,
                     [template], scoring=spec.is_classification, shots=shots,
                     fewshot_step=registration.CONTINUATIONS_FEWSHOT_STEP,

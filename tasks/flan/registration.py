@@ -14,6 +14,11 @@ Per templated dataset `d` (its templates t_0..t_9):
                                  where the option is the gold answer (every
                                  template of a classification dataset, as FLAN),
                                  and its few-shot variants
+  d_{N}templates_scoring_eval    rank classification with the first N templates
+                                 round robin, as d_{N}templates reads them (ours,
+                                 not FLAN's: one pass over the examples gives the
+                                 per-template table, where the d_type_{i} tasks
+                                 read every example N times)
   d_type_{i}_score_eval_no_options, d_type_{i}_score_flan_no_options
                                  the same without the options in the input
   d_all_prompts                  every template round robin (FLAN's older name)
@@ -23,6 +28,11 @@ Per templated dataset `d` (its templates t_0..t_9):
 Mixtures: every split of mixtures.py (FLAN's task_splits.py) as `{split}_train`
 (examples-proportional, each dataset capped at MIXING_CAP = 3,000) and
 `{split}_eval` (uncapped).
+
+This is the one task factory of every collection: FLAN 2021 (register_flan_dataset),
+mini-FLAN (tasks/mini.py) and a user's JSONL data (register_jsonl_task) all register
+through register_dataset_tasks, so names, scoring tasks and the summary's template
+handling (tasks/flan/reporting.py) are the same for all of them.
 
 Registration builds seqio objects only: no TFDS builder is created and
 nothing is read until a dataset is requested.
@@ -80,6 +90,10 @@ def scoring_eval_task_name(dataset: str, template_idx: int) -> str:
     return f"{dataset}_type_{template_idx}_scoring_eval"
 
 
+def round_robin_scoring_task_name(dataset: str, num_templates: int) -> str:
+    return f"{dataset}_{num_templates}templates_scoring_eval"
+
+
 def all_prompts_task_name(dataset: str) -> str:
     return f"{dataset}_all_prompts"  # every template, round robin (FLAN's older name)
 
@@ -127,7 +141,7 @@ class FlanTfdsSource(seqio.TfdsDataSource):
             return None
 
 
-def _to_fields(dataset: tf.data.Dataset, spec: DatasetSpec) -> tf.data.Dataset:
+def to_fields(dataset: tf.data.Dataset, spec: DatasetSpec) -> tf.data.Dataset:
     """Raw TFDS examples -> the flat template fields of `spec`."""
     if spec.keep is not None:
         dataset = dataset.filter(spec.keep)
@@ -273,11 +287,13 @@ def rank_classification_from_answer(dataset: tf.data.Dataset) -> tf.data.Dataset
         passthrough_feature_keys=[preprocessors.TEMPLATE_IDX])
 
 
-def _add_task(name: str, source: seqio.DataSource, field_preprocessors: Sequence[Callable],
+def add_task(name: str, source: seqio.DataSource, field_preprocessors: Sequence[Callable],
               templates: Sequence[Template], *, scoring: bool = False, shots: int = 0,
               dialog_prompt: bool = False, fewshot_step: Callable | None = None,
-              postprocess_fn=None, metric_fns=(), eval_fields: Sequence[str] = ()) -> None:
-    """Registers one task. With `shots`, exemplars are joined by `fewshot_step`
+              postprocess_fn=None, metric_fns=(), eval_fields: Sequence[str] = (),
+              output_features: Mapping[str, seqio.Feature] | None = None) -> None:
+    """Registers one task (register_dataset_tasks registers a dataset's many through it;
+    continuations.py its baselines). With `shots`, exemplars are joined by `fewshot_step`
     (default FEWSHOT_STEPS[dialog_prompt]: FLAN's instruction-task format and budget)."""
     if scoring:  # the gold answer(s) decide which option rows are correct
         eval_fields = ("answer", *(f for f in eval_fields if f == "answers"))
@@ -309,7 +325,8 @@ def _add_task(name: str, source: seqio.DataSource, field_preprocessors: Sequence
     steps.append(seqio.preprocessors.append_eos_after_trim)
     seqio.TaskRegistry.remove(name)  # re-import replaces instead of raising
     seqio.TaskRegistry.add(name, source=source, preprocessors=steps,
-                           output_features=OUTPUT_FEATURES, postprocess_fn=postprocess_fn,
+                           output_features=output_features or OUTPUT_FEATURES,
+                           postprocess_fn=postprocess_fn,
                            metric_fns=list(metric_fns))
 
 
@@ -337,6 +354,22 @@ def without_options(template: Template) -> Template:
     return Template(text.strip(), template.target)
 
 
+FLAN_2021 = "flan2021"  # Registered.collection of the FLAN 2021 datasets (register_flan_dataset)
+CUSTOM = "custom"  # the default: a user's datasets (register_jsonl_task, direct calls)
+
+
+@dataclasses.dataclass(frozen=True)
+class Registered:
+    """What register_dataset_tasks registered for one dataset (read by tasks.flan.reporting)."""
+
+    tasks: tuple[str, ...]
+    templates: tuple[Template, ...]
+    collection: str  # FLAN_2021, "mini_flan", CUSTOM, ...: which reporting rules apply
+
+
+REGISTERED: dict[str, Registered] = {}  # dataset -> its tasks and templates, every collection
+
+
 def register_dataset_tasks(
     dataset: str,
     templates: Sequence[Template],
@@ -350,11 +383,18 @@ def register_dataset_tasks(
     metric_fns: Sequence[Callable] = (t5_metrics.accuracy,),
     eval_fields: Sequence[str] = (),
     dialog_prompt: bool = False,
+    output_features: Mapping[str, seqio.Feature] | None = None,
+    collection: str = CUSTOM,
 ) -> list[str]:
-    """Registers every FLAN task variant of one dataset; returns the task names.
+    """Registers every task variant of one dataset (module docstring); returns the task names.
+
+    The one task factory of every collection. Records the names and templates in
+    REGISTERED[dataset] under `collection`.
 
     eval_fields: raw fields kept on templated examples for `postprocess_fn`.
     dialog_prompt: wrap every input in FLAN's dialog markers (`with_dialog_prompt`).
+    output_features: the tasks' features (None: OUTPUT_FEATURES, SentencePiece by
+      VOCABULARY_PATH).
 
     Raises:
       ValueError: a template uses a field the dataset does not provide
@@ -372,8 +412,8 @@ def register_dataset_tasks(
 
     def add(name, chosen, **kwargs):
         names.append(name)
-        _add_task(name, source, field_preprocessors, chosen, dialog_prompt=dialog_prompt,
-                  **kwargs)
+        add_task(name, source, field_preprocessors, chosen, dialog_prompt=dialog_prompt,
+                  output_features=output_features, **kwargs)
 
     def add_with_shots(name, chosen, **kwargs):
         for suffix, shots in [("", 0), *SHOTS.items()]:
@@ -382,6 +422,9 @@ def register_dataset_tasks(
     for n in NUM_TEMPLATES_LIST:
         if n <= len(templates):
             add_with_shots(templated_task_name(dataset, n), templates[:n], **common)
+            if is_classification:
+                add(round_robin_scoring_task_name(dataset, n), templates[:n], scoring=True,
+                    eval_fields=eval_fields)
     for i, template in enumerate(templates):
         add_with_shots(eval_task_name(dataset, i), [template], **common)
         if not is_classification:
@@ -397,18 +440,8 @@ def register_dataset_tasks(
                    templates, cluster.replace("_", " ").title(), dataset)}
     for ablation, ablated_templates in ablated.items():
         add(ablation_task_name(dataset, ablation), ablated_templates, **common)
+    REGISTERED[dataset] = Registered(tuple(names), tuple(templates), collection)
     return names
-
-
-@dataclasses.dataclass(frozen=True)
-class Registered:
-    """What register_flan_dataset registered for one dataset (read by tasks.flan.reporting)."""
-
-    tasks: tuple[str, ...]
-    templates: tuple[Template, ...]
-
-
-REGISTERED: dict[str, Registered] = {}  # dataset -> its tasks and templates
 
 
 def register_flan_dataset(dataset: str, templates: Sequence[Template],
@@ -420,14 +453,12 @@ def register_flan_dataset(dataset: str, templates: Sequence[Template],
         cluster = clusters_lib.cluster_of(dataset)
     except KeyError:
         cluster = "Custom"
-    names = register_dataset_tasks(
+    return register_dataset_tasks(
         dataset, templates, source=source_for(spec),
-        field_preprocessors=[functools.partial(_to_fields, spec=spec)],
+        field_preprocessors=[functools.partial(to_fields, spec=spec)],
         available_fields=spec.available_fields, is_classification=spec.is_classification,
         cluster=cluster, postprocess_fn=spec.postprocess_fn, metric_fns=spec.metric_fns,
-        eval_fields=spec.eval_fields, dialog_prompt=dialog_prompt)
-    REGISTERED[dataset] = Registered(tuple(names), tuple(templates))
-    return names
+        eval_fields=spec.eval_fields, dialog_prompt=dialog_prompt, collection=FLAN_2021)
 
 
 def datasets_of_patterns(patterns: Mapping[str, Sequence[tuple[str, str]]],
@@ -557,7 +588,9 @@ def register_jsonl_task(
 # Mixtures.
 
 
-def _add_mixture(name: str, task_names: Sequence[str], capped: bool) -> None:
+def add_mixture(name: str, task_names: Sequence[str], capped: bool) -> None:
+    """(Re-)registers a mixture of `task_names` (sorted), mixed examples-proportionally;
+    `capped`: each task's rate capped at MIXING_CAP examples (FLAN's training mixtures)."""
     rate = (functools.partial(seqio.mixing_rate_num_examples, maximum=MIXING_CAP) if capped
             else seqio.mixing_rate_num_examples)
     seqio.MixtureRegistry.remove(name)
@@ -568,5 +601,5 @@ def register_mixtures(templated: Iterable[str]) -> dict[str, tuple[str, ...]]:
     """Registers mixtures.mixture_members(templated); returns them."""
     members = mixtures_lib.mixture_members(templated)
     for name, task_names in members.items():
-        _add_mixture(name, task_names, capped=name.endswith("_train"))
+        add_mixture(name, task_names, capped=name.endswith("_train"))
     return members

@@ -1,4 +1,4 @@
-"""How FLAN collection results are reported: the eval split and the summary's clusters.
+"""How collection results are reported: the eval split and the summary's clusters.
 
 Bound in gin_configs/runs/eval.gin, so `python -m flan_jax.eval` on a FLAN eval mixture
 reports as the FLAN paper does without extra flags:
@@ -6,12 +6,17 @@ reports as the FLAN paper does without extra flags:
   eval_split          'test' for FLAN collection tasks: FLAN's "test" mapping, the official
                       validation / test sets (datasets.py); other tasks keep 'validation'.
   eval_clusters       summary cluster -> FLAN task names (every registered variant of each
-                      dataset), so no FLAN task lands in the summary's cluster "other".
-  excluded_templates  task -> the turned-around templates its summary leaves out.
+                      dataset), so no FLAN task lands in the summary's cluster "other";
+                      task_clusters does the same for any collection's cluster map.
+  excluded_templates  task -> the turned-around templates its summary leaves out, for every
+                      dataset registered through registration.register_dataset_tasks
+                      (FLAN, mini-FLAN, JSONL data).
 
 Override either in gin as usual, e.g. --gin.EVAL_SPLIT="'validation'" for the dev carve-out.
 """
 from __future__ import annotations
+
+from typing import Mapping, Sequence
 
 import seqio
 
@@ -32,7 +37,8 @@ OTHER_SIDE = {"{sent1}": "{sent2}", "{sent2}": "{sent1}"}
 def eval_split(mixture_or_task_name: str) -> str:
     """'test' when every task of the mixture belongs to the FLAN collection, else 'validation'."""
     provider = data.get_mixture_or_task(mixture_or_task_name)
-    flan_tasks = {name for r in registration.REGISTERED.values() for name in r.tasks}
+    flan_tasks = {name for r in registration.REGISTERED.values()
+                  if r.collection == registration.FLAN_2021 for name in r.tasks}
     tasks = seqio.get_subtasks(provider)
     return FLAN_REPORTING_SPLIT if all(t.name in flan_tasks for t in tasks) else OTHER_SPLIT
 
@@ -43,7 +49,12 @@ def eval_clusters(paper_clusters: bool = False) -> dict[str, tuple[str, ...]]:
     paper_clusters: group by the paper's 12 clusters (clusters.PAPER_CLUSTERS) instead of the
     17 clusters of FLAN's code (clusters.CLUSTERS, the held-out split indices).
     """
-    grouping = clusters_lib.PAPER_CLUSTERS if paper_clusters else clusters_lib.CLUSTERS
+    return task_clusters(clusters_lib.PAPER_CLUSTERS if paper_clusters
+                         else clusters_lib.CLUSTERS)
+
+
+def task_clusters(grouping: Mapping[str, Sequence[str]]) -> dict[str, tuple[str, ...]]:
+    """cluster -> datasets (`grouping`) as cluster -> every registered task of those datasets."""
     registered = registration.REGISTERED
     return {cluster: tuple(name for d in members if d in registered
                            for name in registered[d].tasks)
@@ -53,9 +64,9 @@ def eval_clusters(paper_clusters: bool = False) -> dict[str, tuple[str, ...]]:
 def turned_around(dataset: str) -> tuple[int, ...]:
     """Indices of `dataset`'s registered templates that do not ask for the answer.
 
-    FLAN's first template of every dataset asks for the answer, so a template whose target
-    differs from template 0's is turned around (it asks for an input); translation
-    templates are judged by `OTHER_SIDE`.
+    The first template of every dataset asks for the answer (FLAN's and mini-FLAN's), so a
+    template whose target differs from template 0's is turned around (it asks for an input);
+    FLAN's translation templates are judged by `OTHER_SIDE`.
     """
     templates = registration.REGISTERED[dataset].templates
     if dataset in clusters_lib.CLUSTERS[TRANSLATION_CLUSTER]:
@@ -69,8 +80,8 @@ def turned_around(dataset: str) -> tuple[int, ...]:
 
 def excluded_templates() -> dict[str, tuple[int, ...]]:
     """Task -> turned-around template indices, for the round-robin `{d}_{N}templates` tasks
-    (and their few-shot variants) and `{d}_all_prompts`, whose examples carry their
-    template index.
+    (and their few-shot and `_scoring_eval` variants) and `{d}_all_prompts`, whose examples
+    carry their template index; every registered dataset of every collection.
 
     Single-template tasks (`{d}_type_{i}`) are left alone: evaluating one is a choice.
     """
