@@ -54,6 +54,7 @@ def evaluate(
     clusters: Mapping[str, Sequence[str]] | None = None,
     excluded_templates: Mapping[str, Sequence[int]] | None = None,
     held_out_clusters: Sequence[str] | None = None,
+    template_tasks: Mapping[str, tuple[str, int]] | None = None,
 ) -> EvalRun:
     """Restores the params of `checkpoint_path` and evaluates them on `eval_dataset`.
 
@@ -65,6 +66,8 @@ def evaluate(
       excluded_templates: task -> template indices the summary leaves out.
       held_out_clusters: clusters the checkpoint was not trained on; the summary marks each
         row "seen" or "held out" (None: no such column).
+      template_tasks: single-template task -> (summary row, template index); the summary
+        folds such tasks into one row per dataset (summary.merge_template_tasks).
     """
     # ------------------------------------------------------------------ validate the launch
     # EvalConfig validated its mixture, split and lengths when gin built it; the Evaluator
@@ -93,8 +96,9 @@ def evaluate(
         evaluator.close()
 
     # ------------------------------------------------------------------ write the results
-    table = summary.summarize(results.per_template, clusters, excluded_templates,
-                              held_out=held_out_clusters)
+    table = summary.summarize(
+        summary.merge_template_tasks(results.per_template, template_tasks), clusters,
+        excluded_templates, held_out=held_out_clusters)
     written: tuple[str, ...] = ()
     if jax.process_index() == 0:
         evaluation.write_results(results, output_dir)

@@ -76,6 +76,38 @@ def primary_metric(metrics: Mapping[str, float]) -> str:
     return sorted(metrics)[0]
 
 
+def merge_template_tasks(per_template: PerTemplateMetrics,
+                         template_tasks: Mapping[str, tuple[str, int]] | None
+                         ) -> dict[str, dict[int, Mapping[str, float]]]:
+    """Single-template tasks folded into one row per dataset, as the paper's tables.
+
+    FLAN evaluates template i of a dataset as its own task (`rte_type_3_scoring_eval`);
+    `template_tasks` maps such a task to (row, i), e.g. ("rte_type_{i}_scoring_eval", 3),
+    and its metrics become template i of that row. Tasks not in `template_tasks` pass
+    through. E.g. {"t_type_0": {0: m0}, "t_type_1": {0: m1}} with t_type_k -> ("t", k)
+    gives {"t": {0: m0, 1: m1}}.
+
+    Raises:
+      ValueError: a mapped task was evaluated with several templates, or two tasks map to
+        the same row and template.
+    """
+    merged: dict[str, dict[int, Mapping[str, float]]] = {}
+    for task, templates in per_template.items():
+        if not template_tasks or task not in template_tasks:
+            merged.setdefault(task, {}).update(templates)
+            continue
+        row, index = template_tasks[task]
+        if len(templates) != 1:
+            raise ValueError(f"Task {task!r} is merged into row {row!r} as template {index}, "
+                             f"but was evaluated with templates {sorted(templates)}; only a "
+                             "single-template task can be merged.")
+        if index in merged.get(row, {}):
+            raise ValueError(f"Two tasks give template {index} of row {row!r} (one is "
+                             f"{task!r}); template_tasks must map each to its own index.")
+        merged.setdefault(row, {})[index] = next(iter(templates.values()))
+    return merged
+
+
 def summarize(per_template: PerTemplateMetrics,
               clusters: Mapping[str, Sequence[str]] | None = None,
               excluded_templates: Mapping[str, Sequence[int]] | None = None,

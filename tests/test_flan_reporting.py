@@ -1,5 +1,6 @@
 """FLAN results as the paper reports them: the eval split and the per-cluster summary."""
 import os
+import sys
 
 import gin
 import pytest
@@ -7,7 +8,7 @@ import seqio
 
 import tasks  # noqa: F401  (registers everything)
 from flan_jax import evaluation, launch, summary
-from tasks.flan import clusters, reporting
+from tasks.flan import clusters, registration, reporting
 
 REPO = launch.REPO_ROOT
 FLAN_EVAL = "flan_inter_cluster_split_10_10templates_eval"  # entailment held out
@@ -96,3 +97,58 @@ def test_flan_eval_experiment_binds_the_clusters(clean_gin):
     config = _eval_config(path, mixture=FLAN_EVAL)
     assert config.split == "test"
     assert gin.query_parameter("%EVAL_CLUSTERS").selector.endswith("eval_clusters")
+
+
+# --- The paper's protocol: every template on the whole split, one summary row per dataset ----
+
+sys.path.insert(0, os.path.join(REPO, "tools"))
+import flan_reference  # noqa: E402
+
+
+def test_paper_eval_mixture_reads_every_template_of_the_held_out_datasets():
+    flan = flan_reference.load()
+    flan_names = set(flan["task_names"])
+    for idx in (10, 3, 1):  # entailment; open-domain QA (both kinds); structure to text
+        held_out = [t.removesuffix("_10templates") for t in
+                    flan["mixtures"][f"flan_inter_cluster_split_{idx}_10templates_eval"]]
+        members = {t.name for t in seqio.get_mixture_or_task(
+            registration.paper_eval_mixture_name(idx)).tasks}
+        want = set()
+        for d in held_out:
+            count = len(registration.REGISTERED[d].templates)
+            # Classification datasets are those FLAN registers scoring tasks for.
+            suffix = "_scoring_eval" if f"{d}_type_0_scoring_eval" in flan_names else ""
+            want |= {f"{d}_type_{i}{suffix}" for i in range(count)}
+        assert members == want, idx
+        assert members <= flan_names  # FLAN's own task names, FLAN's per-template tasks
+    assert registration.paper_eval_mixture_name(10) == "flan_inter_cluster_split_10_paper_eval"
+
+
+def test_single_template_tasks_fold_into_one_row_per_dataset():
+    template_tasks = reporting.template_tasks()
+    assert template_tasks["rte_type_3_scoring_eval"] == ("rte_type_{i}_scoring_eval", 3)
+    assert template_tasks["rte_type_3_two_shot"] == ("rte_type_{i}_two_shot", 3)
+    assert template_tasks["mini_nli_type_9"] == ("mini_nli_type_{i}", 9)
+    per_template = {f"rte_type_{i}_scoring_eval": {0: {"accuracy": float(10 * i)}}
+                    for i in range(10)}
+    per_template["squad_v1_10templates"] = {0: {"f1": 50.0}}
+    merged = summary.merge_template_tasks(per_template, template_tasks)
+    assert set(merged) == {"rte_type_{i}_scoring_eval", "squad_v1_10templates"}
+    table = summary.summarize(merged, reporting.eval_clusters(), reporting.excluded_templates())
+    rows = {r.task: r for r in table.tasks}
+    row = rows["rte_type_{i}_scoring_eval"]
+    # FLAN's RTE template 9 is turned around: left out, as in the round-robin row.
+    assert (row.cluster, row.num_templates, row.average, row.best, row.best_template) == (
+        "entailment", 9, 40.0, 80.0, 8)
+    assert summary.merge_template_tasks(per_template, None) == per_template
+    with pytest.raises(ValueError, match="only a single-template task can be merged"):
+        summary.merge_template_tasks({"rte_type_3": {0: {}, 1: {}}}, template_tasks)
+    with pytest.raises(ValueError, match="Two tasks give template 3"):
+        summary.merge_template_tasks({"a": {0: {}}, "b": {0: {}}},
+                                     {"a": ("r", 3), "b": ("r", 3)})
+
+
+def test_flan_eval_experiment_binds_template_tasks(clean_gin):
+    path = os.path.join(REPO, "gin_configs/experiments/flan2021_eval.gin")
+    _eval_config(path, mixture="flan_inter_cluster_split_10_paper_eval")
+    assert gin.query_parameter("%TEMPLATE_TASKS").selector.endswith("template_tasks")

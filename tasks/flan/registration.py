@@ -27,7 +27,9 @@ Per templated dataset `d` (its templates t_0..t_9):
 
 Mixtures: every split of mixtures.py (FLAN's task_splits.py) as `{split}_train`
 (examples-proportional, each dataset capped at MIXING_CAP = 3,000) and
-`{split}_eval` (uncapped).
+`{split}_eval` (uncapped); and, ours, `flan_inter_cluster_split_{idx}_paper_eval`: the
+held-out cluster with every template on the whole eval split, rank classification for
+classification data (paper_eval_tasks), as the paper's results tables.
 
 This is the one task factory of every collection: FLAN 2021 (register_flan_dataset),
 mini-FLAN (tasks/mini.py) and a user's JSONL data (register_jsonl_task) all register
@@ -597,9 +599,35 @@ def add_mixture(name: str, task_names: Sequence[str], capped: bool) -> None:
     seqio.MixtureRegistry.add(name, sorted(task_names), default_rate=rate)
 
 
+def paper_eval_tasks(dataset: str) -> tuple[str, ...]:
+    """`dataset` evaluated as the FLAN paper reports it: every template on the whole eval
+    split, by rank classification (`d_type_{i}_scoring_eval`) for classification data, by
+    generation (`d_type_{i}`) otherwise."""
+    registered = REGISTERED[dataset]
+    count = range(len(registered.templates))
+    scoring = tuple(scoring_eval_task_name(dataset, i) for i in count)
+    if scoring[0] in registered.tasks:
+        return scoring
+    return tuple(eval_task_name(dataset, i) for i in count)
+
+
+def paper_eval_mixture_name(split_idx: int) -> str:
+    return mixtures_lib.inter_cluster_split_name(split_idx, "paper") + "_eval"
+
+
 def register_mixtures(templated: Iterable[str]) -> dict[str, tuple[str, ...]]:
-    """Registers mixtures.mixture_members(templated); returns them."""
+    """Registers mixtures.mixture_members(templated), and for every held-out cluster the
+    paper's evaluation of it, `flan_inter_cluster_split_{idx}_paper_eval` (ours: the
+    held-out datasets of FLAN's `..._10templates_eval` through `paper_eval_tasks`, read by
+    the summary one row per dataset, reporting.template_tasks); returns them all."""
     members = mixtures_lib.mixture_members(templated)
+    stem = "_10templates"
+    for idx in range(len(clusters_lib.CLUSTERS)):
+        held_out = members.get(mixtures_lib.inter_cluster_split_name(idx, "10templates")
+                               + "_eval", ())
+        if held_out:
+            members[paper_eval_mixture_name(idx)] = tuple(
+                t for task in held_out for t in paper_eval_tasks(task.removesuffix(stem)))
     for name, task_names in members.items():
         add_mixture(name, task_names, capped=name.endswith("_train"))
     return members

@@ -11,11 +11,16 @@ reports as the FLAN paper does without extra flags:
   excluded_templates  task -> the turned-around templates its summary leaves out, for every
                       dataset registered through registration.register_dataset_tasks
                       (FLAN, mini-FLAN, JSONL data).
+  template_tasks      single-template task -> (summary row, template index): the ten
+                      `d_type_{i}_scoring_eval` tasks of a dataset become one row
+                      `d_type_{i}_scoring_eval` with ten templates, as the paper's tables
+                      (bound by gin_configs/experiments/flan2021_eval.gin).
 
 Override either in gin as usual, e.g. --gin.EVAL_SPLIT="'validation'" for the dev carve-out.
 """
 from __future__ import annotations
 
+import re
 from typing import Mapping, Sequence
 
 import seqio
@@ -54,11 +59,41 @@ def eval_clusters(paper_clusters: bool = False) -> dict[str, tuple[str, ...]]:
 
 
 def task_clusters(grouping: Mapping[str, Sequence[str]]) -> dict[str, tuple[str, ...]]:
-    """cluster -> datasets (`grouping`) as cluster -> every registered task of those datasets."""
+    """cluster -> datasets (`grouping`) as cluster -> every registered task of those
+    datasets, and the summary rows template_tasks merges their single-template tasks into."""
     registered = registration.REGISTERED
     return {cluster: tuple(name for d in members if d in registered
-                           for name in registered[d].tasks)
+                           for name in registered[d].tasks + _template_rows(d))
             for cluster, members in grouping.items()}
+
+
+TEMPLATE_SLOT = "{i}"  # stands for the template index in a merged row's name
+
+
+def _single_template_tasks(dataset: str) -> dict[str, tuple[str, int]]:
+    """`dataset`'s `d_type_{i}...` tasks -> (row `d_type_{i}...`, i)."""
+    pattern = re.compile(re.escape(dataset) + r"_type_(\d+)(.*)")
+    merged = {}
+    for name in registration.REGISTERED[dataset].tasks:
+        match = pattern.fullmatch(name)
+        if match:
+            row = f"{dataset}_type_{TEMPLATE_SLOT}{match.group(2)}"
+            merged[name] = (row, int(match.group(1)))
+    return merged
+
+
+def _template_rows(dataset: str) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(row for row, _ in _single_template_tasks(dataset).values()))
+
+
+def template_tasks() -> dict[str, tuple[str, int]]:
+    """Single-template task -> (summary row, template index), every registered dataset:
+    `rte_type_3_scoring_eval` -> ("rte_type_{i}_scoring_eval", 3), `rte_type_3_two_shot` ->
+    ("rte_type_{i}_two_shot", 3), ... (flan_jax.summary.merge_template_tasks)."""
+    merged: dict[str, tuple[str, int]] = {}
+    for dataset in registration.REGISTERED:
+        merged.update(_single_template_tasks(dataset))
+    return merged
 
 
 def turned_around(dataset: str) -> tuple[int, ...]:
@@ -81,15 +116,18 @@ def turned_around(dataset: str) -> tuple[int, ...]:
 def excluded_templates() -> dict[str, tuple[int, ...]]:
     """Task -> turned-around template indices, for the round-robin `{d}_{N}templates` tasks
     (and their few-shot and `_scoring_eval` variants) and `{d}_all_prompts`, whose examples
-    carry their template index; every registered dataset of every collection.
+    carry their template index, and the rows of template_tasks; every registered dataset of
+    every collection.
 
-    Single-template tasks (`{d}_type_{i}`) are left alone: evaluating one is a choice.
+    A single-template task (`{d}_type_{i}`) alone is left alone: evaluating one is a choice.
     """
     excluded: dict[str, tuple[int, ...]] = {}
     for dataset, registered in registration.REGISTERED.items():
         names, skip = registered.tasks, turned_around(dataset)
         if skip and registration.all_prompts_task_name(dataset) in names:
             excluded[registration.all_prompts_task_name(dataset)] = skip
+        if skip:  # the rows template_tasks merges a dataset's single-template tasks into
+            excluded.update({row: skip for row in _template_rows(dataset)})
         for n in registration.NUM_TEMPLATES_LIST:
             stem = registration.templated_task_name(dataset, n)
             chosen = tuple(i for i in skip if i < n)
