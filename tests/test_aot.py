@@ -93,6 +93,26 @@ def test_the_xxl_pod_file_is_one_microbatch_with_dropout():
     assert config.remat_policy == "full" and config.scan_layers is True
 
 
+POD_FILES = sorted(f for f in os.listdir(os.path.join(REPO, "gin_configs", "pods"))
+                   if f.endswith(".gin"))
+
+
+@pytest.mark.parametrize("name", POD_FILES)
+def test_every_pod_file_is_a_launch_for_the_slice_it_names(name):
+    """gin_configs/pods/SLICE_MODEL.gin: SLICE is a slice the tool compiles for, its chips
+    split into NUM_PARTITIONS-wide model groups, and the batch divides the data axis (what
+    partitioning.check_batch_size refuses at launch), with dropout 0.1 as T5X fine-tunes."""
+    launch.parse_gin(launch.parse_args([f"--gin_file=gin_configs/pods/{name}",
+                                        "--gin.MIXTURE_OR_TASK_NAME='mini_addition'"], "test"))
+    bound = aot.bound_train_launch()
+    tpu_slice = aot.parse_slice(name.split("_")[0])
+    partitions = bound.partitioning_config.num_partitions
+    assert tpu_slice.num_chips % partitions == 0
+    data_axis = tpu_slice.num_chips // partitions
+    assert bound.batch_size % (data_axis * bound.num_microbatches) == 0
+    assert bound.model_config.dropout_rate == 0.1
+
+
 def test_without_libtpu_the_message_names_the_install(monkeypatch, capsys):
     monkeypatch.setattr(aot, "libtpu_available", lambda: False)
     with pytest.raises(aot.LibtpuMissingError,
