@@ -317,7 +317,7 @@ def unrolled_step_flops(launch_config: TrainLaunch, program: trainer.TrainProgra
     same work (the loops change memory, not arithmetic), so its *lowered* program, analysed
     before any compile, gives the step's FLOPs: the whole (unpartitioned) step, rematerialised
     forward passes included. `lowered` is reused when it already is that program; otherwise
-    that step is built and lowered on the same mesh (tracing only: about 30 s for T5 XXL here).
+    that step is built and lowered on the same mesh (tracing only: 30-60 s for T5 XXL here).
     """
     if launch_config.model_config.scan_layers or launch_config.num_microbatches > 1:
         unrolled = dataclasses.replace(
