@@ -13,8 +13,9 @@ microbatches) without running it. The step is built by trainer.build_train_progr
 assembly train and bench use, on a ('data', 'model') mesh of the slice's devices (libtpu
 describes any TPU topology without the hardware: jax.experimental.topologies), lowered with
 abstract state, batch and key, and compiled by the TPU compiler. It prints, per chip:
-parameters + optimizer state, temporaries, their total against the chip's HBM, the compiler's
-FLOPs per step, and "fits" or the compiler's out-of-memory message. --eval also compiles
+parameters + optimizer state, temporaries, their total against the chip's HBM, the FLOPs of a
+step (every scanned layer and microbatch counted: unrolled_step_flops), and "fits" or the
+compiler's out-of-memory message. --eval also compiles
 evaluation's score and generate steps on the same parameter layout. Nothing is trained, no
 data is read, no MODEL_DIR is needed.
 
@@ -43,6 +44,7 @@ os.environ.setdefault("JAX_PLATFORMS", "cpu")
 
 import gin  # noqa: E402
 import jax  # noqa: E402
+import jax.extend.backend  # noqa: E402  (lowered_flops: the CPU backend runs the HLO analysis)
 
 from flan_jax import flops, launch, optim, partitioning, trainer  # noqa: E402
 
@@ -213,9 +215,13 @@ class CompileReport:
     output_bytes: int
     alias_bytes: int  # outputs written into donated inputs
     temp_bytes: int  # the compiler's temporaries (activations, gradients, buffers)
-    flops_per_chip: float
+    flops_per_chip: float  # the compiled program's, by XLA: a while loop's body counted once
     compile_seconds: float
     oom_message: str | None = None
+    # Train step only: FLOPs of the whole step on all chips with every loop multiplied out
+    # (unrolled_step_flops), and the seconds that analysis took.
+    step_flops: float | None = None
+    step_flops_seconds: float = 0.0
 
     @property
     def total_bytes(self) -> int:
@@ -283,16 +289,60 @@ def _compile(step: str, lowered: Any, program: trainer.TrainProgram, tpu_slice: 
 
 def compile_train_step(program: trainer.TrainProgram, launch_config: TrainLaunch,
                        tpu_slice: TpuSlice) -> CompileReport:
-    """Lowers the program's jitted train step with abstract state, batch and key; compiles."""
+    """Lowers the program's jitted train step with abstract state, batch and key; compiles.
+
+    The report's step_flops count every layer and microbatch (unrolled_step_flops).
+    """
     batch = program.abstract_batch(launch_config.batch_size, launch_config.feature_lengths,
                                    launch_config.packed)
     started = time.perf_counter()
     with program.sharding_context():
         lowered = program.step_fn.lower(program.layout.abstract, batch, program.abstract_key())
     report = _compile("train", lowered, program, tpu_slice, program.layout.abstract, started)
-    # Microbatches run in a loop whose body XLA's cost analysis counts once.
-    return dataclasses.replace(
-        report, flops_per_chip=report.flops_per_chip * launch_config.num_microbatches)
+    if report.oom_message is not None:
+        return report
+    started = time.perf_counter()
+    step_flops = unrolled_step_flops(launch_config, program, lowered)
+    return dataclasses.replace(report, step_flops=step_flops,
+                               step_flops_seconds=time.perf_counter() - started)
+
+
+def unrolled_step_flops(launch_config: TrainLaunch, program: trainer.TrainProgram,
+                        lowered: Any) -> float:
+    """FLOPs of one train step on all chips, every layer and every microbatch counted.
+
+    XLA's cost analysis counts a while loop's body once, so the compiled program's figure is
+    low for a scanned stack (SCAN_LAYERS=True: one layer of each stack) and for a microbatch
+    loop (one microbatch). The same step with the layers unrolled and one microbatch does the
+    same work (the loops change memory, not arithmetic), so its *lowered* program, analysed
+    before any compile, gives the step's FLOPs: the whole (unpartitioned) step, rematerialised
+    forward passes included. `lowered` is reused when it already is that program; otherwise
+    that step is built and lowered on the same mesh (tracing only: 30-60 s for T5 XXL here).
+    """
+    if launch_config.model_config.scan_layers or launch_config.num_microbatches > 1:
+        unrolled = dataclasses.replace(
+            launch_config, num_microbatches=1,
+            model_config=dataclasses.replace(launch_config.model_config, scan_layers=False))
+        program = build_program(unrolled, program.mesh.devices.flatten().tolist())
+        batch = program.abstract_batch(unrolled.batch_size, unrolled.feature_lengths,
+                                       unrolled.packed)
+        with program.sharding_context():
+            lowered = program.step_fn.lower(program.layout.abstract, batch,
+                                            program.abstract_key())
+    return lowered_flops(lowered)
+
+
+def lowered_flops(lowered: Any) -> float:
+    """XLA's HLO cost analysis of a lowered program (whole program, before partitioning).
+
+    jax's Lowered.cost_analysis() runs this analysis only on backends without the PJRT C API,
+    which the TPU one uses; the analysis reads the HLO alone, so it runs with the CPU backend
+    here, as Lowered.cost_analysis() itself would run it.
+    """
+    from jax._src.lib import _jax  # Lowered.cost_analysis()'s own function; not public
+    module = lowered.compiler_ir("hlo").as_hlo_module()
+    cost = _jax.hlo_module_cost_analysis(jax.extend.backend.get_backend("cpu"), module)
+    return float(cost.get("flops", 0.0))
 
 
 def compile_eval_steps(program: trainer.TrainProgram, eval_config: Any,
@@ -339,7 +389,9 @@ def _memory_lines(report: CompileReport, resident: str) -> list[str]:
         f"    total:                    {_gib(report.total_bytes)} of {_gib(report.hbm_bytes)} "
         f"HBM ({100 * report.total_bytes / report.hbm_bytes:.0f} %) -> "
         f"{'fits' if report.fits else 'does NOT fit'}",
-        f"    FLOPs per step:           {report.flops_per_chip / 1e12:.3f} TFLOP (compiler)"]
+        f"    FLOPs, compiled program:  {report.flops_per_chip / 1e12:.3f} TFLOP"
+        + (" (a loop's body counted once; the step's FLOPs below)"
+           if report.step_flops is not None else "")]
 
 
 def format_report(report: CompileReport, launch_config: TrainLaunch) -> str:
@@ -363,15 +415,17 @@ def format_report(report: CompileReport, launch_config: TrainLaunch) -> str:
         f"  model: {report.num_params:,} params; batch {launch_config.batch_size} x "
         f"({lengths['inputs']}, {lengths['targets']}), packed={launch_config.packed}",
         *_memory_lines(report, "params + optimizer state")]
-    if report.oom_message is None:
+    if report.step_flops is not None:
         tokens = launch_config.batch_size * (lengths["inputs"] + lengths["targets"])
-        step_flops = report.flops_per_chip * chips
         model_flops = model_flops_per_step(cfg, launch_config.batch_size, lengths)
-        lines.append(
-            f"  whole step: {step_flops / 1e12:,.1f} TFLOP compiled over {tokens:,} tokens; "
-            f"model FLOPs {model_flops / 1e12:,.1f} TFLOP (6 x params x tokens + attention): "
-            f"{step_flops / model_flops:.2f} x (above 1: rematerialisation, and the softmax, "
-            "norm and loss work the formula leaves out)")
+        lines += [
+            f"  FLOPs per step: {report.step_flops / 1e12:,.1f} TFLOP over {tokens:,} tokens, "
+            f"{report.step_flops / chips / 1e12:.3f} TFLOP per chip (XLA's cost analysis of the "
+            "step lowered with every layer and microbatch unrolled: "
+            f"{report.step_flops_seconds:.0f} s)",
+            f"  model FLOPs {model_flops / 1e12:,.1f} TFLOP (6 x params x tokens + attention): "
+            f"{report.step_flops / model_flops:.2f} x (above 1: rematerialisation, and the "
+            "softmax, norm and loss work the formula leaves out)"]
     return "\n".join(lines)
 
 

@@ -93,6 +93,26 @@ def test_the_xxl_pod_file_is_one_microbatch_with_dropout():
     assert config.remat_policy == "full" and config.scan_layers is True
 
 
+POD_FILES = sorted(f for f in os.listdir(os.path.join(REPO, "gin_configs", "pods"))
+                   if f.endswith(".gin"))
+
+
+@pytest.mark.parametrize("name", POD_FILES)
+def test_every_pod_file_is_a_launch_for_the_slice_it_names(name):
+    """gin_configs/pods/SLICE_MODEL.gin: SLICE is a slice the tool compiles for, its chips
+    split into NUM_PARTITIONS-wide model groups, and the batch divides the data axis (what
+    partitioning.check_batch_size refuses at launch), with dropout 0.1 as T5X fine-tunes."""
+    launch.parse_gin(launch.parse_args([f"--gin_file=gin_configs/pods/{name}",
+                                        "--gin.MIXTURE_OR_TASK_NAME='mini_addition'"], "test"))
+    bound = aot.bound_train_launch()
+    tpu_slice = aot.parse_slice(name.split("_")[0])
+    partitions = bound.partitioning_config.num_partitions
+    assert tpu_slice.num_chips % partitions == 0
+    data_axis = tpu_slice.num_chips // partitions
+    assert bound.batch_size % (data_axis * bound.num_microbatches) == 0
+    assert bound.model_config.dropout_rate == 0.1
+
+
 def test_without_libtpu_the_message_names_the_install(monkeypatch, capsys):
     monkeypatch.setattr(aot, "libtpu_available", lambda: False)
     with pytest.raises(aot.LibtpuMissingError,
@@ -170,6 +190,45 @@ def test_the_models_activation_constraints_reach_the_step():
     assert sum(constraints.values()) > 4 * 4
 
 
+def _tiny_lowered_step(scan_layers: bool, num_microbatches: int):
+    """The tiny launch's train step on 4 CPU devices (data 2 x model 2), lowered."""
+    gin.clear_config()
+    launch.parse_gin(launch.parse_args(TINY_LAUNCH + [
+        f"--gin.SCAN_LAYERS={scan_layers}", f"--gin.NUM_MICROBATCHES={num_microbatches}",
+        "--gin.NUM_PARTITIONS=2", "--gin.PARAMETER_SHARDING=True",
+        "--gin.REMAT_POLICY='full'"], "test"))
+    bound = aot.bound_train_launch()
+    program = aot.build_program(bound, jax.devices()[:4])
+    batch = program.abstract_batch(bound.batch_size, bound.feature_lengths, bound.packed)
+    with program.sharding_context():
+        lowered = program.step_fn.lower(program.layout.abstract, batch, program.abstract_key())
+    return bound, program, lowered
+
+
+def _compiled_flops_all_devices(lowered) -> float:
+    cost = lowered.compile().cost_analysis()
+    cost = cost[0] if isinstance(cost, (list, tuple)) else cost
+    return 4 * float(cost["flops"])  # XLA's figure is one device's program
+
+
+def test_step_flops_count_every_scanned_layer_and_microbatch():
+    """XLA's cost analysis counts a while loop's body once: a scanned stack's layer, a
+    microbatch loop's body. The reference is the compiler's own count of the same step with
+    nothing in a loop (unscanned, one microbatch, remat full: the recomputed forward counted);
+    a scanned step in 2 microbatches must report that step's FLOPs too, where its compiled
+    program (1 of tiny's 2 layers per stack, 1 of 2 microbatches) counts far fewer."""
+    bound, program, lowered = _tiny_lowered_step(scan_layers=False, num_microbatches=1)
+    reference = _compiled_flops_all_devices(lowered)
+    unscanned = aot.unrolled_step_flops(bound, program, lowered)
+    assert 0.93 * reference < unscanned < 1.07 * reference
+
+    bound, program, lowered = _tiny_lowered_step(scan_layers=True, num_microbatches=2)
+    assert _compiled_flops_all_devices(lowered) < 0.6 * reference  # what is being corrected
+    scanned = aot.unrolled_step_flops(bound, program, lowered)
+    assert 0.93 * reference < scanned < 1.07 * reference
+    np.testing.assert_allclose(scanned, unscanned, rtol=0.01)
+
+
 @pytest.fixture
 def no_persistent_cache():
     # conftest's shared compilation cache is for CPU programs; a TPU executable written there
@@ -215,6 +274,9 @@ def test_tiny_model_compiles_for_a_v4_8(no_persistent_cache):
     # Compiled FLOPs of the 4 chips against the model-FLOPs formula of the same step.
     model_flops = aot.model_flops_per_step(bound.model_config, 8, bound.feature_lengths)
     assert 0.9 * model_flops < 4 * report.flops_per_chip < 2.0 * model_flops
+    # Nothing here runs in a loop, so the step's FLOPs (the lowered step's analysis) are the
+    # TPU compiler's count of its program on the 4 chips, up to what compiling changes.
+    assert 0.93 * 4 * report.flops_per_chip < report.step_flops < 1.07 * 4 * report.flops_per_chip
     text = aot.format_report(report, bound)
     assert "fits" in text and "v4-8" in text
 

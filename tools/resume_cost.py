@@ -12,7 +12,8 @@ pipeline_files(), written to a directory). Then, per step, two fresh iterators r
 Each is timed from building the iterator to the first batch after the restore, and that
 batch is checked against the one the uninterrupted iterator read next (bit-exact, or the
 tool fails). Replay is timed only up to --replay-up-to (it re-reads everything, so it costs
-about as long as reading up to the step did); beyond it the row says "not run".
+about as long as reading up to the step did); beyond it the row says "not run", and
+--replay-up-to 0 times the saved state alone.
 --replay-only times the replay path alone, from the JSON state (no reading up to the step, so
 no batch check): for a step too far to read up to and then replay in one sitting.
 
