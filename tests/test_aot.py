@@ -103,7 +103,7 @@ def test_every_pod_file_is_a_launch_for_the_slice_it_names(name):
     split into NUM_PARTITIONS-wide model groups, and the batch divides the data axis (what
     partitioning.check_batch_size refuses at launch), with dropout 0.1 as T5X fine-tunes."""
     launch.parse_gin(launch.parse_args([f"--gin_file=gin_configs/pods/{name}",
-                                        "--gin.MIXTURE_OR_TASK_NAME='mini_addition'"], "test"))
+                                        "--gin.MIXTURE_OR_TASK_NAME='mini_addition_10templates'"], "test"))
     bound = aot.bound_train_launch()
     tpu_slice = aot.parse_slice(name.split("_")[0])
     partitions = bound.partitioning_config.num_partitions
