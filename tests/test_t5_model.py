@@ -389,6 +389,20 @@ def test_relative_position_bias_gradient_sums_over_the_batch(batch):
     np.testing.assert_array_equal(t5._broadcast_over_batch(bias, batch),
                                   jnp.broadcast_to(bias, weights.shape))
 
+
+def test_relative_position_bias_gradient_halves_only_on_cpu():
+    # Halving adds are a CPU speed-up; lowered for a TPU the gradient is XLA's one reduce
+    # (the halving adds' partial sums cost TPU memory: README "Pod scale").
+    grad = jax.grad(lambda b, w: (t5._broadcast_over_batch(b, 16) * w).sum())
+    args = jnp.ones((1, 2, 3, 5)), jnp.ones((16, 2, 3, 5))
+
+    def lowered(platform):
+        return jax.jit(grad).trace(*args).lower(lowering_platforms=(platform,)).as_text()
+
+    cpu, tpu = lowered("cpu"), lowered("tpu")
+    assert "stablehlo.reduce" not in cpu and cpu.count("stablehlo.add") == 4  # log2(16) adds
+    assert tpu.count("stablehlo.reduce") == 1
+
 # ---------------------------------------------------------------------------------------
 # 5-6. Remat and dropout
 # ---------------------------------------------------------------------------------------

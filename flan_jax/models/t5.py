@@ -422,11 +422,14 @@ def _sum_over_leading_axis(x: jax.Array) -> jax.Array:
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(1,))
 def _broadcast_over_batch(bias: jax.Array, batch: int) -> jax.Array:
-    """[1, ...] -> [batch, ...]; its gradient sums over the batch by _sum_over_leading_axis.
+    """[1, ...] -> [batch, ...]; on CPU its gradient sums over the batch by
+    _sum_over_leading_axis, elsewhere by XLA's reduce (what autodiff would emit).
 
     The relative position bias is shared by every row, so its gradient is the sum over rows
     (and layers) of the attention logits' gradient: with autodiff's reduce that sum cost more
-    than any other non-matmul op of bench-cpu's step.
+    than any other non-matmul op of bench-cpu's step. On TPU the halving adds' partial sums
+    cost memory instead (T5 v1.1 XXL on a v4-128: 10.26 -> 12.12 GiB of temporaries per
+    chip, README "Pod scale"), so the choice is made per lowering platform.
     """
     return jnp.broadcast_to(bias, (batch,) + bias.shape[1:])
 
@@ -437,7 +440,11 @@ def _broadcast_over_batch_fwd(bias, batch):
 
 def _broadcast_over_batch_bwd(batch, residuals, g):
     del batch, residuals
-    return (_sum_over_leading_axis(g)[None],)
+    # Resolved when the step is lowered, for the platform it is lowered for (flan_jax.aot
+    # lowers for TPU on a CPU host and gets the reduce).
+    summed = jax.lax.platform_dependent(g, cpu=_sum_over_leading_axis,
+                                        default=lambda x: jnp.sum(x, axis=0))
+    return (summed[None],)
 
 
 _broadcast_over_batch.defvjp(_broadcast_over_batch_fwd, _broadcast_over_batch_bwd)
