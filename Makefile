@@ -8,7 +8,7 @@ MODEL_DIR ?= runs/mini-flan
 export XLA_FLAGS ?= --xla_force_host_platform_device_count=8
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: install run test bench bench-decode bench-input resume-cost install-tpu test-tpu-compile clean
+.PHONY: install run test bench bench-decode bench-input bench-matmul resume-cost install-tpu test-tpu-compile clean
 
 install: $(VENV)/.installed
 
@@ -49,6 +49,12 @@ bench: install
 # Decoding (greedy, beam 4) and scoring throughput, with HF PyTorch in the same run.
 bench-decode: install
 	$(PY) tools/bench_decode.py
+
+# Every dot of the bench-cpu step timed alone in XLA and in PyTorch (MKL), rewrites of the slow
+# ones, and the Adafactor update against optax's (tools/bench_matmul.py).
+bench-matmul: install
+	$(PY) tools/bench_matmul.py --variants
+	$(PY) tools/bench_matmul.py --optimizer --repeats 15
 
 # The training input pipeline (mini-FLAN templating, 32k SentencePiece tokenization, packing)
 # in batches/s, against what a bench-cpu train step consumes; the first run trains the

@@ -305,3 +305,34 @@ def test_resuming_a_run_in_the_other_layout_is_refused_with_the_way_out(tmp_path
                              r"INITIAL_CHECKPOINT_PATH"):
         checkpointer.restore(1, abstract)
     checkpointer.close()
+
+
+def test_optimizer_on_a_vocabulary_sized_kernel_is_optax_adafactor_to_float_rounding():
+    """Arrays of optim.LARGE_REDUCTION_SIZE elements or more take Adafactor's leading-axis
+    mean as a product with ones (faster on XLA:CPU): the same updates and second moments as
+    optax's reduce, to float rounding, for both orientations of a wide kernel."""
+    cfg = optim.OptimizerConfig(learning_rate=0.01)
+    ours = optim.make_optimizer(cfg)
+    theirs = optax.adafactor(learning_rate=optim.make_schedule(cfg),
+                             min_dim_size_to_factor=cfg.min_dim_size_to_factor,
+                             decay_rate=cfg.decay_rate,
+                             clipping_threshold=cfg.clipping_threshold,
+                             multiply_by_parameter_scale=cfg.multiply_by_parameter_scale)
+    rows, cols = 256, optim.LARGE_REDUCTION_SIZE // 256
+    keys = jax.random.split(jax.random.PRNGKey(0), 2)
+    params = {"logits_dense": {"kernel": jax.random.normal(keys[0], (rows, cols))},
+              "token_embedder": {"embedding": jax.random.normal(keys[1], (cols, rows))}}
+    # Rows of very different scale: a wrong axis or a missing 1/n would show at once.
+    scale = jnp.exp(jnp.linspace(-3.0, 3.0, rows))
+    grads = {"logits_dense": {"kernel": jnp.cos(params["logits_dense"]["kernel"] * 5)
+                              * scale[:, None]},
+             "token_embedder": {"embedding": jnp.sin(params["token_embedder"]["embedding"])
+                                * scale[None, :]}}
+    state, ref_state = ours.init(params), theirs.init(params)
+    for _ in range(2):
+        updates, state = jax.jit(ours.update)(grads, state, params)
+        ref_updates, ref_state = jax.jit(theirs.update)(grads, ref_state, params)
+        jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=2e-5, atol=1e-12),
+                     updates, ref_updates)
+    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=2e-5),
+                 state[0], ref_state[0])

@@ -58,6 +58,8 @@ import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
+# This checkout's flan_jax, not the installed one: a worktree measures its own code.
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # tools/bench_peer.py
 import bench_peer  # noqa: E402
 from flan_jax import flops, optim, partitioning, trainer  # noqa: E402
