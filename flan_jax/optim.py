@@ -8,7 +8,7 @@ parameter holds every layer of a stack in one array, and its update clipping and
 scale are taken per layer, as T5X's Adafactor does, so a scanned model trains exactly like
 the unscanned one. (The factored second moments are per layer already: the layer axis sits
 between the two wide axes that Adafactor factors over.) Unscanned parameters get exactly
-optax.adafactor's computation, except that on arrays of at least LARGE_REDUCTION_SIZE
+optax.adafactor's computation, except that on CPU, on arrays of at least LARGE_REDUCTION_SIZE
 elements the factored second moments' mean over the leading axis is a vector-matrix
 product, which XLA:CPU runs several times faster (see _mean); that differs only in float
 rounding.
@@ -107,13 +107,20 @@ def _mean(x: jax.Array, axis: int) -> jax.Array:
     69 ms as a reduce and 10 ms as ones [256] . x, and the whole bench-cpu optimizer update
     (tools/bench_matmul.py --optimizer) 174-280 -> 113-127 ms, best of 15 on a loaded machine
     (2026-11-30). The product reads x once, as the reduce does, and adds 2 FLOPs per element;
-    HIGHEST precision keeps it a float32 sum on TPUs too. A different summation order: the
-    result differs from jnp.mean's only in float rounding.
+    a different summation order: the result differs from jnp.mean's only in float rounding.
+    On CPU only (platform_dependent); other platforms keep jnp.mean.
     """
     if axis != 0 or x.size < LARGE_REDUCTION_SIZE:
         return jnp.mean(x, axis=axis)
-    ones = jnp.ones((x.shape[0],), x.dtype)
-    return jnp.dot(ones, x, precision=jax.lax.Precision.HIGHEST) / x.shape[0]
+
+    def product_with_ones(x):
+        ones = jnp.ones((x.shape[0],), x.dtype)
+        return jnp.dot(ones, x, precision=jax.lax.Precision.HIGHEST) / x.shape[0]
+
+    # Only where it pays: lowered for a TPU (flan_jax.aot on a CPU host included) the mean
+    # stays optax's reduce, bit for bit.
+    return jax.lax.platform_dependent(x, cpu=product_with_ones,
+                                      default=lambda x: jnp.mean(x, axis=0))
 
 
 def _scale_by_factored_rms(decay_rate: float, min_dim_size_to_factor: int,

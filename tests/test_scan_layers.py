@@ -336,3 +336,17 @@ def test_optimizer_on_a_vocabulary_sized_kernel_is_optax_adafactor_to_float_roun
                      updates, ref_updates)
     jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=2e-5),
                  state[0], ref_state[0])
+
+
+def test_optimizer_mean_is_a_product_with_ones_only_on_cpu():
+    """Lowered for a TPU the large leading-axis mean stays optax's reduce (no extra TPU work,
+    optax's numerics); the product with ones is XLA:CPU's speed-up only."""
+    x = jnp.ones((256, optim.LARGE_REDUCTION_SIZE // 256))
+
+    def lowered(platform):
+        return jax.jit(lambda x: optim._mean(x, 0)).trace(x).lower(
+            lowering_platforms=(platform,)).as_text()
+
+    cpu, tpu = lowered("cpu"), lowered("tpu")
+    assert "stablehlo.dot_general" in cpu and "stablehlo.reduce" not in cpu
+    assert "stablehlo.dot_general" not in tpu and "stablehlo.reduce" in tpu
