@@ -60,8 +60,11 @@ def test_mini_prompt_and_lora_configs_train_through_the_entry_point(tmp_path):
                   f"--gin.MODEL_DIR='{run}'", f"--gin.INITIAL_CHECKPOINT_PATH='{base}'", *short)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "trained steps 0..2" in result.stdout
+    # The held-out cluster's scoring mixture: rank classification only, so the launch
+    # compiles no generation step (the suite's slowest file otherwise).
     result = _run("flan_jax.eval", "--gin_file=gin_configs/local/mini_cpu_eval.gin",
                   f"--gin.CHECKPOINT_PATH='{run}'", f"--gin.EVAL_OUTPUT_DIR='{run}/eval'",
+                  "--gin.MIXTURE_OR_TASK_NAME='mini_flan_heldout_entailment_scoring_eval'",
                   "--gin.NUM_EVAL_EXAMPLES=4", "--gin.t5.T5Config.prompt_length=20")
     assert result.returncode == 0, result.stderr[-3000:]
     assert "| entailment |" in result.stdout
