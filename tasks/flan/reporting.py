@@ -119,7 +119,7 @@ def excluded_templates() -> dict[str, tuple[int, ...]]:
     carry their template index, and the rows of template_tasks; every registered dataset of
     every collection.
 
-    A single-template task (`{d}_type_{i}`) alone is left alone: evaluating one is a choice.
+    A single-template task (`{d}_type_{i}`) is not excluded: evaluating one is a choice.
     """
     excluded: dict[str, tuple[int, ...]] = {}
     for dataset, registered in registration.REGISTERED.items():
