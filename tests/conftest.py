@@ -13,9 +13,13 @@ os.environ.setdefault("JAX_PLATFORMS", "cpu")
 import jax  # noqa: E402
 
 # Many tests compile the same tiny train step; a persistent cache shared by the test
-# process and its subprocesses compiles each distinct program once per machine.
-jax.config.update("jax_compilation_cache_dir",
-                  os.environ.get("FLAN_JAX_TEST_COMPILE_CACHE", "/tmp/flan_jax_test_xla_cache"))
+# process and its subprocesses compiles each distinct program once per machine. The
+# subprocesses (entry-point launches) inherit it through jax's environment variables.
+os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", os.environ.get(
+    "FLAN_JAX_TEST_COMPILE_CACHE", "/tmp/flan_jax_test_xla_cache"))
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
+jax.config.update("jax_compilation_cache_dir", os.environ["JAX_COMPILATION_CACHE_DIR"])
 jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
 jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
 
