@@ -44,7 +44,7 @@ test: install
 
 # Training throughput on bench-cpu against HF PyTorch (eager, compiled), rounds interleaved; one JSON line.
 bench: install
-	$(PY) tools/bench.py --peer both --rounds 3
+	$(PY) tools/bench.py --peer both --rounds 3 --measure-peak
 
 # Decoding (greedy, beam 4) and scoring throughput, with HF PyTorch in the same run.
 bench-decode: install

@@ -118,6 +118,44 @@ def test_xla_variant_is_timed_in_the_same_rounds(capsys):
         variant["step_s_median"] / result["step_s_median"], rel=1e-2)
 
 
+def test_devices_variant_is_timed_in_the_same_rounds_on_its_own_mesh(capsys):
+    # The same step data-parallel over 2 devices, beside the 1-device default: the same
+    # model, state and batch, so both train to the same loss (up to the all-reduce's rounding).
+    result = bench.main(["--smoke", "--steps", "1", "--warmup", "1", "--rounds", "2",
+                         "--no-xla-flops", "--devices-variant", "2"])
+    capsys.readouterr()
+    assert result["devices"] == bench.DEFAULT_DEVICES == 1 and result["devices_variant"] == 2
+    assert result["mesh"] == {"data": 1, "model": 1}
+    variant = result["peers"]["flan_jax_2dev"]
+    assert [list(r["step_s_median"]) for r in result["rounds"]] == [
+        ["flan_jax", "flan_jax_2dev"]] * 2
+    assert len(variant["step_s_all"]) == 2
+    assert variant["final_loss"] == pytest.approx(result["final_loss"], rel=1e-4)
+
+
+@pytest.mark.parametrize("flags", [["--devices-variant", "1"], ["--devices-variant", "0"],
+                                   ["--devices", "2", "--devices-variant", "2"],
+                                   ["--devices-variant", "9"]])
+def test_a_devices_variant_that_compares_nothing_is_refused(flags, capsys):
+    with pytest.raises(SystemExit) as error:
+        bench.parse_args(flags)
+    assert error.value.code == 2 and "--devices-variant" in capsys.readouterr().err
+
+
+def test_measured_peak_is_the_faster_of_xla_and_torch(monkeypatch):
+    monkeypatch.setattr(bench, "measure_peak_gflop_s", lambda: 200.0)
+    monkeypatch.setattr(bench, "measure_torch_peak_gflop_s", lambda: 250.0)
+    assert bench.measured_peak() == (250.0, "measured, torch.mm 2048^2")
+    monkeypatch.setattr(bench, "measure_torch_peak_gflop_s", lambda: None)
+    assert bench.measured_peak() == (200.0, "measured, jnp.dot 2048^2")
+
+
+def test_torch_peak_is_a_real_measurement():
+    # A 256^2 product: small, but the same code path as the 2048^2 one.
+    peak = bench.measure_torch_peak_gflop_s(size=256, repeats=3)
+    assert peak is not None and 0.1 < peak < 100_000
+
+
 @pytest.mark.parametrize("bad", ["ynn_fusion_type=", "xla_cpu_use_xnnpack"])
 def test_a_malformed_xla_variant_is_named(bad, capsys):
     with pytest.raises(SystemExit) as error:
