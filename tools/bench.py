@@ -209,11 +209,9 @@ def measure_torch_peak_gflop_s(size: int = PEAK_MATMUL_SIZE, repeats: int = 20
     """PyTorch's (MKL's) practical fp32 peak on the same product, with the peer's thread count
     and denormal setting; None where torch is not installed (it is a test extra)."""
     try:
-        import torch
+        torch = bench_peer.configure_torch()
     except ImportError:
         return None
-    torch.set_num_threads(os.cpu_count() or 1)
-    torch.set_flush_denormal(True)
     generator = torch.Generator().manual_seed(0)
     a = torch.randn(size, size, generator=generator)
     b = torch.randn(size, size, generator=generator)

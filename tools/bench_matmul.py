@@ -51,6 +51,7 @@ import numpy as np  # noqa: E402
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import bench  # noqa: E402
+import bench_peer  # noqa: E402
 from flan_jax import partitioning  # noqa: E402
 
 _INSTRUCTION = re.compile(r"^\s*(?:ROOT )?%(\S+) = (\w+)\[([\d,]*)\](?:\{([\d,]*)\})? (\w+)\(")
@@ -77,7 +78,6 @@ class Dot:
 
     @property
     def flops(self) -> int:
-        (lc, _), (lb, _) = self.dims
         free_rhs = [d for i, d in enumerate(self.rhs)
                     if i not in self.dims[0][1] and i not in self.dims[1][1]]
         return 2 * int(np.prod(self.lhs)) * int(np.prod(free_rhs, dtype=np.int64))
@@ -166,10 +166,7 @@ class Timer:
         self.repeats = repeats
         self.torch = None
         if use_torch:
-            import torch
-            torch.set_num_threads(os.cpu_count() or 1)
-            torch.set_flush_denormal(True)
-            self.torch = torch
+            self.torch = bench_peer.configure_torch()
 
     def compare(self, jax_fns: dict[str, tuple], torch_fn=None) -> dict[str, float]:
         """jax_fns: name -> (jitted fn, args). Returns name -> best seconds ("torch" too)."""

@@ -15,10 +15,21 @@ measure the CPU's denormal microcode rather than the framework.
 """
 from __future__ import annotations
 
+import os
 import time
 from typing import Any
 
 PEERS = ("hf_eager", "hf_compiled")
+
+
+def configure_torch(threads: int | None = None):
+    """Imports torch and sets what every PyTorch timing here shares: `threads` intra-op
+    threads (default: every core) and denormals flushed to zero, as XLA does on CPU (see
+    above). Returns the torch module. Raises ImportError where torch is not installed."""
+    import torch
+    torch.set_num_threads(threads or os.cpu_count() or 1)
+    torch.set_flush_denormal(True)
+    return torch
 
 
 class HFTrainStep:
@@ -26,8 +37,6 @@ class HFTrainStep:
 
     def __init__(self, config: Any, compiled: bool = False, threads: int | None = None):
         """config: a tools/bench.py BenchConfig (model, batch_size, lengths, lr, seed)."""
-        import os
-
         import torch
         import transformers
         from transformers.optimization import Adafactor
@@ -38,8 +47,7 @@ class HFTrainStep:
             raise ValueError("The HF peer runs float32 only (bench-cpu's dtype); drop --dtype "
                              "or --peer.")
         self.name = "hf_compiled" if compiled else "hf_eager"
-        torch.set_num_threads(threads or os.cpu_count() or 1)
-        torch.set_flush_denormal(True)
+        configure_torch(threads)
         torch.manual_seed(config.seed)
         fields = hf.hf_config_from_t5(config.model)
         fields.update(dropout_rate=0.0, use_cache=False)
