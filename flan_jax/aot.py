@@ -218,6 +218,9 @@ class CompileReport:
     flops_per_chip: float  # the compiled program's, by XLA: a while loop's body counted once
     compile_seconds: float
     oom_message: str | None = None
+    # XLA's estimate of the bytes the compiled program reads and writes on one chip (same
+    # loop counting as flops_per_chip): with the FLOPs, what a model change costs a TPU.
+    bytes_accessed_per_chip: float = 0.0
     # Train step only: FLOPs of the whole step on all chips with every loop multiplied out
     # (unrolled_step_flops), and the seconds that analysis took.
     step_flops: float | None = None
@@ -284,7 +287,7 @@ def _compile(step: str, lowered: Any, program: trainer.TrainProgram, tpu_slice: 
         **common, argument_bytes=memory.argument_size_in_bytes,
         output_bytes=memory.output_size_in_bytes, alias_bytes=memory.alias_size_in_bytes,
         temp_bytes=memory.temp_size_in_bytes, flops_per_chip=float(cost.get("flops", 0.0)),
-        compile_seconds=seconds)
+        bytes_accessed_per_chip=float(cost.get("bytes accessed", 0.0)), compile_seconds=seconds)
 
 
 def compile_train_step(program: trainer.TrainProgram, launch_config: TrainLaunch,
@@ -391,7 +394,8 @@ def _memory_lines(report: CompileReport, resident: str) -> list[str]:
         f"{'fits' if report.fits else 'does NOT fit'}",
         f"    FLOPs, compiled program:  {report.flops_per_chip / 1e12:.3f} TFLOP"
         + (" (a loop's body counted once; the step's FLOPs below)"
-           if report.step_flops is not None else "")]
+           if report.step_flops is not None else ""),
+        f"    bytes accessed (XLA):     {_gib(report.bytes_accessed_per_chip)}"]
 
 
 def format_report(report: CompileReport, launch_config: TrainLaunch) -> str:

@@ -183,7 +183,8 @@ def test_the_models_activation_constraints_reach_the_step():
     embed_like = ", ".join([rows, replicated, replicated])
     for length in (32, 16):  # encoder and decoder activations
         assert by_shape[f"8x{length}x32"] == {embed_like}  # [batch, length, embed]
-        assert by_shape[f"8x{length}x2x16"] == {", ".join([rows, replicated, model, replicated])}
+        # [batch, heads, length, head_dim]: attention runs heads-major
+        assert by_shape[f"8x2x{length}x16"] == {", ".join([rows, model, replicated, replicated])}
         assert by_shape[f"8x{length}x64"] == {", ".join([rows, replicated, model])}  # mlp
     assert by_shape["8x16x384"] == {", ".join([rows, replicated, model])}  # logits
     # Forward and backward: each of the 4 layers constrains its activations more than once.
@@ -277,8 +278,10 @@ def test_tiny_model_compiles_for_a_v4_8(no_persistent_cache):
     # Nothing here runs in a loop, so the step's FLOPs (the lowered step's analysis) are the
     # TPU compiler's count of its program on the 4 chips, up to what compiling changes.
     assert 0.93 * 4 * report.flops_per_chip < report.step_flops < 1.07 * 4 * report.flops_per_chip
+    # The step reads every parameter and optimizer statistic it holds at least once.
+    assert report.bytes_accessed_per_chip > report.state_bytes
     text = aot.format_report(report, bound)
-    assert "fits" in text and "v4-8" in text
+    assert "fits" in text and "v4-8" in text and "bytes accessed (XLA)" in text
 
     # Evaluation's steps on the same layout: params only (a quarter-ish of the state bytes'
     # float32 params, no optimizer state), 32-row batches, no donated inputs.

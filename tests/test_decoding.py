@@ -145,7 +145,7 @@ def test_cached_step_logits_equal_full_recompute(params, inputs):
     np.testing.assert_allclose(cached, full, atol=1e-5, rtol=0)
     assert int(cache["decoder"]["cache_index"]) == LENGTH
     assert cache["decoder"]["layers_0"]["self_attention"]["cached_key"].shape == (
-        inputs.shape[0], LENGTH, CFG.num_heads, CFG.head_dim)
+        inputs.shape[0], CFG.num_heads, LENGTH, CFG.head_dim)
 
 
 def test_greedy_equals_full_recompute_reference(params, inputs, reference):

@@ -191,6 +191,38 @@ def test_attention_matches_numpy_reference():
     np.testing.assert_allclose(got, want, atol=1e-5)
 
 
+def _batched_dot_generals(jaxpr) -> list:
+    """Dimension numbers of every dot_general with batch dimensions, sub-jaxprs included."""
+    found = []
+    for eqn in jaxpr.eqns:
+        if eqn.primitive.name == "dot_general" and eqn.params["dimension_numbers"][1][0]:
+            found.append(eqn.params["dimension_numbers"])
+        for sub in jax.core.jaxprs_in_params(eqn.params):
+            found += _batched_dot_generals(sub)
+    return found
+
+
+def test_attention_matmuls_are_heads_major_batched_products():
+    # q.k^T and weights.v contract [batch, heads, ...] operands over their last axes, batch
+    # axes (0, 1) on both sides and no transposed output: the form XLA:CPU runs fastest
+    # (the einsums over [batch, length, heads, head_dim] made it compute the context as
+    # (v^T w^T)^T; README "Benchmarks"). Backward products keep batch axes (0, 1) too.
+    cfg = TINY
+    rng = np.random.default_rng(0)
+    xq, xkv = rng.normal(size=(2, 3, 16)), rng.normal(size=(2, 5, 16))
+    mask = np.ones((2, 1, 3, 5), bool)
+    module = t5.MultiHeadAttention(cfg)
+    variables = nn.unbox(module.init(jax.random.key(0), xq, xkv, mask, None, True))
+    forward = _batched_dot_generals(jax.make_jaxpr(
+        lambda v: module.apply(v, xq, xkv, mask, None, True))(variables).jaxpr)
+    batch = ((0, 1), (0, 1))
+    assert sorted(forward) == sorted([(((3,), (3,)), batch),   # q [b,h,q,d] . k [b,h,k,d]
+                                      (((3,), (2,)), batch)])  # w [b,h,q,k] . v [b,h,k,d]
+    backward = _batched_dot_generals(jax.make_jaxpr(jax.grad(
+        lambda v: module.apply(v, xq, xkv, mask, None, True).sum()))(variables).jaxpr)
+    assert len(backward) == 2 + 4 and all(dims[1] == batch for dims in backward)
+
+
 def test_rms_norm_and_gated_mlp_match_numpy():
     rng = np.random.default_rng(3)
     x = rng.normal(loc=2.0, size=(2, 3, 16)).astype(np.float32)  # nonzero mean on purpose
@@ -547,8 +579,8 @@ def test_bfloat16_attention_dropout_scales_by_bf16_reciprocal():
     # weight is scaled by 1/0.9 rounded to bfloat16 (1.109375), not 1.1111.
     cfg = dataclasses.replace(TINY_BF16, dropout_rate=0.1)
     rng = np.random.default_rng(1)
-    q = jnp.asarray(rng.normal(size=(4, 3, 2, 8)), jnp.bfloat16)
-    k = jnp.asarray(rng.normal(size=(4, 16, 2, 8)), jnp.bfloat16)
+    q = jnp.asarray(rng.normal(size=(4, 2, 3, 8)), jnp.bfloat16)  # [batch, heads, q, head_dim]
+    k = jnp.asarray(rng.normal(size=(4, 2, 16, 8)), jnp.bfloat16)
     mask = np.ones((4, 1, 3, 16), bool)
     module = t5.MultiHeadAttention(cfg)
 

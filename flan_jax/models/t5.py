@@ -469,7 +469,7 @@ class MultiHeadAttention(nn.Module):
             the cached length.
           cache_index: with decode, marks self-attention: inputs_kv is the one new position
             [batch, 1, embed]; its key and value are written at cache_index into
-            cached_key / cached_value [batch, max_decode_length, heads, head_dim] (created as
+            cached_key / cached_value [batch, heads, max_decode_length, head_dim] (created as
             zeros on the first call) and the query attends to the whole cache (the mask hides
             positions after cache_index). Without cache_index, decode marks cross-attention:
             inputs_kv (the encoder output) is the same every step, so its keys and values are
@@ -489,19 +489,23 @@ class MultiHeadAttention(nn.Module):
         project = lambda name: self._split_heads(
             Dense(joined, axes, dtype, _kernel_init(1.0, "normal"), name=name,
                   **lora(name))(inputs_kv))
-        kv_axes = "bkhd"  # [batch, kv_len, heads, head_dim]
         if not decode:
             key, value = project("key"), project("value")
         elif cache_index is None:
             key, value = self._static_kv_cache(project)
-            kv_axes = "bhkd"
         else:
             key, value = self._append_kv_cache(project("key"), project("value"), cache_index,
                                                max_decode_length)
 
-        weights = self._attention_weights(query, key, mask, bias, deterministic, kv_axes)
-        context = jnp.einsum(f"bhqk,{kv_axes}->bqhd", weights.astype(dtype), value)
-        context = context.reshape(context.shape[:2] + (joined,))
+        weights = self._attention_weights(query, key, mask, bias, deterministic)
+        # Heads-major operands make both attention matmuls plain batched products over
+        # (batch, heads). Left to choose layouts for "bqhd,bkhd->bhqk" and
+        # "bhqk,bkhd->bqhd", XLA:CPU computed the context as (v^T w^T)^T at 39-67 GFLOP/s
+        # against 146 for w.v; bench-cpu step 1.970 -> 1.905 s, scoring 716 -> 552 ms
+        # (README "Benchmarks"). Only the [batch, heads, q_len, head_dim] context is
+        # transposed back, to feed the output projection.
+        context = jnp.einsum("bhqk,bhkd->bhqd", weights.astype(dtype), value)
+        context = jnp.swapaxes(context, 1, 2).reshape(context.shape[0], -1, joined)
         out = Dense(cfg.emb_dim, ("joined_kv", "embed"), dtype, _kernel_init(1.0, "normal"),
                     name="out", **lora("out"))(context)
         return nn.with_logical_constraint(out, ("batch", "length", "embed"))
@@ -510,50 +514,49 @@ class MultiHeadAttention(nn.Module):
                          ) -> tuple[jax.Array, jax.Array]:
         """Keys and values of a constant inputs_kv, projected once and then read from cache.
 
-        Returns (and caches) them heads-major, [batch, heads, kv_len, head_dim]: the layout the
-        attention matmuls consume, so a decoding loop does not transpose them every step.
+        Returns (and caches) them as project gives them, [batch, heads, kv_len, head_dim].
         """
         if self.has_variable("cache", "cached_key"):
             return (self.get_variable("cache", "cached_key"),
                     self.get_variable("cache", "cached_value"))
-        key, value = (jnp.swapaxes(project(name), 1, 2) for name in ("key", "value"))
+        key, value = project("key"), project("value")
         self.variable("cache", "cached_key", lambda: key)
         self.variable("cache", "cached_value", lambda: value)
         return key, value
 
     def _append_kv_cache(self, key: jax.Array, value: jax.Array, cache_index: jax.Array,
                          max_decode_length: int | None) -> tuple[jax.Array, jax.Array]:
-        """Writes one position's key/value [batch, 1, heads, head_dim] at cache_index.
+        """Writes one position's key/value [batch, heads, 1, head_dim] at cache_index.
 
-        Returns the whole cache, [batch, max_decode_length, heads, head_dim] each.
+        Returns the whole cache, [batch, heads, max_decode_length, head_dim] each.
         """
-        if key.shape[1] != 1:
+        if key.shape[2] != 1:
             raise ValueError("Cached self-attention decodes one position per call; got "
-                             f"{key.shape[1]} decoder positions.")
+                             f"{key.shape[2]} decoder positions.")
         if not self.has_variable("cache", "cached_key") and max_decode_length is None:
             raise ValueError("Creating the decoding cache needs max_decode_length.")
-        shape = (key.shape[0], max_decode_length) + key.shape[2:]
+        shape = key.shape[:2] + (max_decode_length, key.shape[3])
         cached_key = self.variable("cache", "cached_key", jnp.zeros, shape, key.dtype)
         cached_value = self.variable("cache", "cached_value", jnp.zeros, shape, value.dtype)
-        start = (0, cache_index, 0, 0)
+        start = (0, 0, cache_index, 0)
         for cached, new in ((cached_key, key), (cached_value, value)):
             updated = jax.lax.dynamic_update_slice(cached.value, new.astype(cached.value.dtype),
                                                    start)
-            cached.value = nn.with_logical_constraint(updated, ("batch", "length", "heads", "kv"))
+            cached.value = nn.with_logical_constraint(updated, ("batch", "heads", "length", "kv"))
         return cached_key.value, cached_value.value
 
     def _split_heads(self, x: jax.Array) -> jax.Array:
-        """[batch, length, heads * head_dim] -> [batch, length, heads, head_dim]."""
+        """[batch, length, heads * head_dim] -> [batch, heads, length, head_dim]."""
         x = x.reshape(x.shape[:2] + (self.config.num_heads, self.config.head_dim))
-        return nn.with_logical_constraint(x, ("batch", "length", "heads", "kv"))
+        return nn.with_logical_constraint(jnp.swapaxes(x, 1, 2),
+                                          ("batch", "heads", "length", "kv"))
 
     def _attention_weights(self, query: jax.Array, key: jax.Array, mask: jax.Array,
-                           bias: jax.Array | None, deterministic: bool,
-                           key_axes: str = "bkhd") -> jax.Array:
+                           bias: jax.Array | None, deterministic: bool) -> jax.Array:
         """Softmax weights [batch, heads, q_len, kv_len] in the activation dtype, with dropout.
 
-        query is [batch, q_len, heads, head_dim]; key_axes names key's layout. The dtypes
-        are T5X's (t5x/examples/t5/layers.py dot_product_attention): q.k and the softmax run
+        query is [batch, heads, q_len, head_dim], key [batch, heads, kv_len, head_dim]. The
+        dtypes are T5X's (t5x/examples/t5/layers.py dot_product_attention): q.k and the softmax run
         in float32 only with float32_attention_logits, else in the activation dtype; the
         mask and the position bias form one bias in the activation dtype; the dropout
         multiplier is keep / keep_prob in the activation dtype. In float32 all of this is
@@ -562,7 +565,7 @@ class MultiHeadAttention(nn.Module):
         cfg, dtype = self.config, self.config.activation_dtype
         if cfg.float32_attention_logits:
             query, key = query.astype(jnp.float32), key.astype(jnp.float32)
-        logits = jnp.einsum(f"bqhd,{key_axes}->bhqk", query, key)
+        logits = jnp.einsum("bhqd,bhkd->bhqk", query, key)
         attention_bias = jnp.where(mask, 0.0, NEG_INF).astype(dtype)
         if bias is not None:
             if bias.shape[0] == 1 and logits.shape[0] > 1:
