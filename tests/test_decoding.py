@@ -148,6 +148,47 @@ def test_cached_step_logits_equal_full_recompute(params, inputs):
         inputs.shape[0], CFG.num_heads, LENGTH, CFG.head_dim)
 
 
+@functools.partial(jax.jit, static_argnums=3)
+def _grouped_step_logits(params, inputs, decoder_inputs, groups: int):
+    """_cached_step_logits for `groups` consecutive decoder rows per input, the encoder
+    output and its cross-attention keys/values held once per input (beam search's layout)."""
+    encoded = MODEL.apply({"params": params}, inputs, enable_dropout=False,
+                          method=MODEL.encode)
+    cache = decoding._init_cache(MODEL, params, encoded, inputs, LENGTH, rows_per_input=groups)
+    logits = []
+    for step in range(LENGTH):
+        step_logits, cache = decoding._decode_step(MODEL, params, cache, encoded, inputs,
+                                                   decoder_inputs[:, step], LENGTH)
+        logits.append(step_logits)
+    return jnp.stack(logits, axis=1), cache
+
+
+def test_grouped_rows_share_one_cross_attention_cache(params, inputs):
+    # Beam search decodes k rows per input against one copy of its encoder output; the
+    # logits must equal those of decoding against k copies (T5X's tiled layout).
+    groups = 3
+    rows = inputs.shape[0] * groups
+    decoder_inputs = np.random.default_rng(2).integers(
+        1, CFG.vocab_size, (rows, LENGTH)).astype(np.int32)
+    grouped, cache = _grouped_step_logits(params, inputs, decoder_inputs, groups)
+    tiled, _ = _cached_step_logits(params, np.repeat(inputs, groups, axis=0), decoder_inputs)
+    np.testing.assert_allclose(grouped, tiled, atol=1e-5, rtol=0)
+    layer = cache["decoder"]["layers_0"]
+    assert layer["encoder_decoder_attention"]["cached_key"].shape == (
+        inputs.shape[0], CFG.num_heads, inputs.shape[1], CFG.head_dim)
+    assert layer["self_attention"]["cached_key"].shape == (
+        rows, CFG.num_heads, LENGTH, CFG.head_dim)
+
+
+def test_decoder_rows_must_be_a_multiple_of_the_inputs(params, inputs):
+    encoded = jnp.zeros(inputs.shape + (CFG.emb_dim,))
+    six = jnp.zeros((6, 1), jnp.int32)  # 4 inputs
+    with pytest.raises(ValueError, match="6 query rows for 4 key rows"):
+        jax.eval_shape(lambda: MODEL.apply(
+            {"params": params}, encoded, inputs, six, six, enable_dropout=False, decode=True,
+            max_decode_length=4, method=MODEL.decode, mutable=["cache"]))
+
+
 def test_greedy_equals_full_recompute_reference(params, inputs, reference):
     eos_id, expected, _ = reference
     assert (expected == eos_id).any(1).sum() >= 1 and (expected == 0).any()  # EOS exercised

@@ -205,14 +205,17 @@ def _token_log_probs(logits: jax.Array, tokens: jax.Array) -> jax.Array:
 
 
 def _init_cache(model: t5.Transformer, params: Params, encoded: jax.Array,
-                encoder_input_tokens: jax.Array, max_decode_length: int) -> Cache:
+                encoder_input_tokens: jax.Array, max_decode_length: int,
+                rows_per_input: int = 1) -> Cache:
     """The decoding cache for a batch: self-attention k/v zeros, cross-attention k/v filled.
 
-    encoded [batch, in_len, emb] -> a 'cache' pytree with cache_index 0. The creating call
-    runs a start token at position 0 without advancing the index (see t5.Decoder), so the
-    first real step overwrites what it wrote.
+    encoded [batch, in_len, emb] -> a 'cache' pytree with cache_index 0: cross-attention
+    keys and values for the batch's inputs, self-attention ones for batch * rows_per_input
+    decoder rows (rows_per_input consecutive rows decode from each input: beam search's
+    beams). The creating call runs a start token at position 0 without advancing the index
+    (see t5.Decoder), so the first real step overwrites what it wrote.
     """
-    start = jnp.zeros((encoded.shape[0], 1), jnp.int32)
+    start = jnp.zeros((encoded.shape[0] * rows_per_input, 1), jnp.int32)
     _, variables = model.apply({"params": params}, encoded, encoder_input_tokens, start, start,
                                enable_dropout=False, decode=True,
                                max_decode_length=max_decode_length, method=model.decode,
@@ -223,7 +226,10 @@ def _init_cache(model: t5.Transformer, params: Params, encoded: jax.Array,
 def _decode_step(model: t5.Transformer, params: Params, cache: Cache, encoded: jax.Array,
                  encoder_input_tokens: jax.Array, tokens: jax.Array,
                  max_decode_length: int) -> tuple[jax.Array, Cache]:
-    """Runs the token [batch] at the cache's position -> (logits [batch, vocab], new cache)."""
+    """Runs the token [rows] at the cache's position -> (logits [rows, vocab], new cache).
+
+    rows is encoded's batch, or a multiple of it as _init_cache was told (beams).
+    """
     tokens = tokens[:, None]
     logits, variables = model.apply(
         {"params": params, "cache": cache}, encoded, encoder_input_tokens, tokens, tokens,
@@ -325,8 +331,8 @@ def _gather_beams(x: jax.Array, beam_indices: jax.Array) -> jax.Array:
 def _reorder_cache(cache: Cache, beam_indices: jax.Array, num_beams: int) -> Cache:
     """Reorders the self-attention caches' rows to follow their surviving beams.
 
-    Cross-attention keys/values are the same for all beams of an example, and cache_index is
-    shared, so only self-attention entries move.
+    Cross-attention keys/values are held once per example, and cache_index is shared, so
+    only self-attention entries move.
     """
     flat = flax.traverse_util.flatten_dict(flax.core.unfreeze(cache))
 
@@ -346,10 +352,11 @@ def _beam_search(model: t5.Transformer, params: Params, encoded: jax.Array,
     """T5X-style beam search; returns the best sequence per example and its score."""
     batch, beams, length = encoded.shape[0], config.num_beams, config.max_decode_length
     alpha = config.length_penalty
-    # Every beam of an example starts from the same encoder output.
-    tile = lambda x: jnp.repeat(x, beams, axis=0)  # [batch, ...] -> [batch * beams, ...]
-    encoded, encoder_input_tokens = tile(encoded), tile(encoder_input_tokens)
-    cache = _init_cache(model, params, encoded, encoder_input_tokens, length)
+    # The decoder runs batch * beams rows; the beams of an example attend to its encoder
+    # output, cached once per example (t5.MultiHeadAttention's grouped rows), not copied per
+    # beam as T5X does: a step reads the cross-attention keys and values once, not k times.
+    cache = _init_cache(model, params, encoded, encoder_input_tokens, length,
+                        rows_per_input=beams)
 
     # Only beam 0 is live at the start, so the first step does not pick k copies of a token.
     initial_log_probs = jnp.tile(jnp.asarray([0.0] + [NEG_INF] * (beams - 1)), (batch, 1))
