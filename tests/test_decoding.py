@@ -123,12 +123,15 @@ def reference(params, inputs):
 # The KV cache
 # ---------------------------------------------------------------------------------------
 
-@jax.jit
-def _cached_step_logits(params, inputs, decoder_inputs):
-    """Feeds decoder_inputs [batch, LENGTH] one position at a time through the cache."""
+@functools.partial(jax.jit, static_argnames="rows_per_input")
+def _cached_step_logits(params, inputs, decoder_inputs, rows_per_input: int = 1):
+    """Feeds decoder_inputs [batch * rows_per_input, LENGTH] one position at a time through
+    the cache; rows_per_input consecutive decoder rows read each input's encoder output and
+    cross-attention keys/values, held once (beam search's layout)."""
     encoded = MODEL.apply({"params": params}, inputs, enable_dropout=False,
                           method=MODEL.encode)
-    cache = decoding._init_cache(MODEL, params, encoded, inputs, LENGTH)
+    cache = decoding._init_cache(MODEL, params, encoded, inputs, LENGTH,
+                                 rows_per_input=rows_per_input)
     logits = []
     for step in range(LENGTH):
         step_logits, cache = decoding._decode_step(MODEL, params, cache, encoded, inputs,
@@ -148,21 +151,6 @@ def test_cached_step_logits_equal_full_recompute(params, inputs):
         inputs.shape[0], CFG.num_heads, LENGTH, CFG.head_dim)
 
 
-@functools.partial(jax.jit, static_argnums=3)
-def _grouped_step_logits(params, inputs, decoder_inputs, groups: int):
-    """_cached_step_logits for `groups` consecutive decoder rows per input, the encoder
-    output and its cross-attention keys/values held once per input (beam search's layout)."""
-    encoded = MODEL.apply({"params": params}, inputs, enable_dropout=False,
-                          method=MODEL.encode)
-    cache = decoding._init_cache(MODEL, params, encoded, inputs, LENGTH, rows_per_input=groups)
-    logits = []
-    for step in range(LENGTH):
-        step_logits, cache = decoding._decode_step(MODEL, params, cache, encoded, inputs,
-                                                   decoder_inputs[:, step], LENGTH)
-        logits.append(step_logits)
-    return jnp.stack(logits, axis=1), cache
-
-
 def test_grouped_rows_share_one_cross_attention_cache(params, inputs):
     # Beam search decodes k rows per input against one copy of its encoder output; the
     # logits must equal those of decoding against k copies (T5X's tiled layout).
@@ -170,7 +158,8 @@ def test_grouped_rows_share_one_cross_attention_cache(params, inputs):
     rows = inputs.shape[0] * groups
     decoder_inputs = np.random.default_rng(2).integers(
         1, CFG.vocab_size, (rows, LENGTH)).astype(np.int32)
-    grouped, cache = _grouped_step_logits(params, inputs, decoder_inputs, groups)
+    grouped, cache = _cached_step_logits(params, inputs, decoder_inputs,
+                                         rows_per_input=groups)
     tiled, _ = _cached_step_logits(params, np.repeat(inputs, groups, axis=0), decoder_inputs)
     np.testing.assert_allclose(grouped, tiled, atol=1e-5, rtol=0)
     layer = cache["decoder"]["layers_0"]
