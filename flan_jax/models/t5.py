@@ -584,11 +584,11 @@ class MultiHeadAttention(nn.Module):
         """Softmax weights [batch, heads, q_len, kv_len] in the activation dtype, with dropout.
 
         query is [batch, heads, q_len, head_dim], key [batch, heads, kv_len, head_dim]. The
-        dtypes are T5X's (t5x/examples/t5/layers.py dot_product_attention): q.k and the softmax run
-        in float32 only with float32_attention_logits, else in the activation dtype; the
-        mask and the position bias form one bias in the activation dtype; the dropout
-        multiplier is keep / keep_prob in the activation dtype. In float32 all of this is
-        plain float32 arithmetic.
+        dtypes are T5X's (t5x/examples/t5/layers.py dot_product_attention): q.k and the
+        softmax run in float32 only with float32_attention_logits, else in the activation
+        dtype; the mask and the position bias form one bias in the activation dtype; the
+        dropout multiplier is keep / keep_prob in the activation dtype. In float32 all of
+        this is plain float32 arithmetic.
         """
         cfg, dtype = self.config, self.config.activation_dtype
         if cfg.float32_attention_logits:
