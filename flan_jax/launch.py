@@ -28,7 +28,7 @@ from typing import Callable, Sequence, TypeVar
 import gin
 import jax
 
-from flan_jax import console, vocabularies
+from flan_jax import console, cpu_runtime, vocabularies
 
 T = TypeVar("T")
 
@@ -294,7 +294,8 @@ def quiet_expected_warnings(verbose: bool = False) -> None:
 
 def run_gin_function(fn: Callable[..., T], argv: Sequence[str] | None, description: str,
                      required_macros: Sequence[str]) -> T:
-    """The body of every entry point's main(): flags, multi-host start, gin, then fn().
+    """The body of every entry point's main(): flags, multi-host start, gin, the CPU
+    runtime's settings (flan_jax.cpu_runtime), then fn().
 
     fn's arguments all come from gin: the run files bind it by dynamic registration, which
     leaves the module attribute undecorated, hence gin.get_configurable.
@@ -304,6 +305,10 @@ def run_gin_function(fn: Callable[..., T], argv: Sequence[str] | None, descripti
     maybe_initialize_distributed(args)
     parse_gin(args)
     check_required_macros(required_macros)
+    runtime = cpu_runtime.configure()  # before fn's first computation
+    if jax.process_index() == 0:
+        # stderr: infer's stdout carries only its JSON lines.
+        print(f"flan_jax: {runtime.describe()}", file=sys.stderr, flush=True)
     return gin.get_configurable(fn)()
 
 

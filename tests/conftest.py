@@ -23,6 +23,12 @@ jax.config.update("jax_compilation_cache_dir", os.environ["JAX_COMPILATION_CACHE
 jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
 jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
 
+# The tests run JAX as the entry points do (flan_jax.cpu_runtime), before any computation.
+from flan_jax import cpu_runtime  # noqa: E402
+
+assert cpu_runtime.configure().as_dict() == {"inline_dispatch": True, "heap_reuse": True,
+                                             "notes": []}
+
 import tiny  # noqa: E402,F401  (registers the test task)
 
 

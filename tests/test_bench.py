@@ -21,6 +21,7 @@ RESULT_FIELDS = {
     "step_s_min": float, "model_gflop_per_step": float, "xla_gflop_per_step": float,
     "peak_gflop_s": float, "peak_source": str, "devices": int, "mesh": dict, "dtype": str,
     "jax_version": str, "params": int, "step_s_all": list, "other_cpu_load": float,
+    "settle": int, "minor_page_faults_per_step": int, "cpu_runtime": dict,
 }
 
 
@@ -42,6 +43,9 @@ def test_main_prints_one_json_line_with_the_fields(capsys):
         rel=1e-2)
     assert result["params"] == config.model.num_params()
     assert result["final_loss"] > 0
+    assert result["settle"] == 1
+    # As the entry points run (tests/conftest.py configured this process the same way).
+    assert result["cpu_runtime"] == {"inline_dispatch": True, "heap_reuse": True, "notes": []}
 
 
 def test_flop_formula_by_hand_for_a_tiny_config():

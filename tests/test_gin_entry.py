@@ -92,6 +92,8 @@ def test_entry_point_end_to_end_on_the_mini_cpu_config(tmp_path):
         "--gin.BATCH_SIZE=8", "--gin.TASK_FEATURE_LENGTHS={'inputs': 128, 'targets': 32}")
     assert result.returncode == 0, result.stderr[-3000:]
     assert_no_banners(result.stderr)
+    # flan_jax.cpu_runtime took effect before the first computation (tests/test_cpu_runtime.py).
+    assert "flan_jax: CPU runtime: inline dispatch, heap reuse\n" in result.stderr
     assert f"checkpoints: {model_dir}/checkpoints" in result.stdout
     assert "loss:" in result.stdout
     records = [json.loads(line) for line in (model_dir / "metrics.jsonl").read_text().splitlines()]

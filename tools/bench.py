@@ -24,7 +24,14 @@ Progress goes to stderr; stdout gets exactly one JSON line:
     {"tokens_per_s", "step_s_median", "mfu", "step_s_min", "model_gflop_per_step",
      "peak_gflop_s", "peak_source", "devices", "mesh", "dtype", "jax_version", "params",
      "rounds": [{"step_s_median": {contestant: s}, "other_cpu_load"}], "loadavg",
-     "peers": {name: {"step_s_median", "tokens_per_s", "mfu", "speedup_of_flan_jax"}}, ...}
+     "settle", "minor_page_faults_per_step", "cpu_runtime",
+     "peers": {name: {"step_s_median", "tokens_per_s", "mfu", "speedup_of_flan_jax",
+                      "minor_page_faults_per_step"}}, ...}
+
+The process runs XLA as flan_jax's entry points do (flan_jax.cpu_runtime: single-device
+computations inline, glibc keeping freed memory); the settings are process-wide, so the
+PyTorch peers get them too. "minor_page_faults_per_step" counts the process's page faults
+over each contestant's timed steps (FLAN_JAX_CPU_DEFAULTS=1 times the step without them).
 
 MFU = model FLOPs per step (flan_jax/flops.py: 6 x matmul parameters x tokens + attention
 score/value FLOPs; XLA's cost_analysis is printed beside it as a cross-check) / median step
@@ -40,6 +47,7 @@ import dataclasses
 import functools
 import json
 import os
+import resource
 import statistics
 import sys
 import time
@@ -62,7 +70,7 @@ import numpy as np  # noqa: E402
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # tools/bench_peer.py
 import bench_peer  # noqa: E402
-from flan_jax import flops, optim, partitioning, trainer  # noqa: E402
+from flan_jax import cpu_runtime, flops, optim, partitioning, trainer  # noqa: E402
 from flan_jax.models import t5  # noqa: E402
 
 # shared/DESIGN.md: a jitted 2048x2048 fp32 jnp.dot on this 2-core AVX-512 machine.
@@ -108,6 +116,12 @@ class BenchConfig:
         compiles).
       rounds: how many times the timed steps are repeated; with peers, each round times
         flan_jax and then every peer, interleaved.
+      settle: untimed steps each contestant runs at the start of every round, before its
+        timed ones. A contestant's first step after another one ran can pay for that one's
+        leftovers in the process (memory layout, idle threads): in one trial with glibc's
+        transparent-huge-page tunable, flan_jax's first step after PyTorch's spent 2.5-3.4 s
+        more in the kernel than the steps after it (2026-11-30). A user trains with one
+        framework at a time, so that cost belongs to the benchmark, not to either side.
       devices: how many of jax.devices() to put on the mesh (the first N).
       num_partitions: devices along the 'model' axis; the rest are data-parallel.
       parameter_sharding: also split parameters and optimizer state over the data-parallel
@@ -127,6 +141,7 @@ class BenchConfig:
     steps: int = 20
     warmup: int = 3
     rounds: int = 1
+    settle: int = 1
     devices: int = DEFAULT_DEVICES
     num_partitions: int = 1
     parameter_sharding: bool = False
@@ -139,6 +154,8 @@ class BenchConfig:
                      "devices", "num_partitions"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}.")
+        if self.settle < 0:
+            raise ValueError(f"settle must be >= 0, got {self.settle}.")
         if self.warmup < 1:
             # The first call compiles; timing it would measure XLA, not the step.
             raise ValueError(f"warmup must be >= 1 (the first step compiles), got {self.warmup}.")
@@ -382,6 +399,7 @@ def run_benchmark(config: BenchConfig, peak_gflop_s: float = DESIGN_PEAK_GFLOP_S
             peer = bench_peer.HFTrainStep(config, compiled=name == "hf_compiled")
             contestants[name] = peer.step
         step_times: dict[str, list[float]] = {name: [] for name in contestants}
+        page_faults = dict.fromkeys(contestants, 0)
         losses = dict.fromkeys(contestants, float("nan"))
         for name, step in contestants.items():
             for i in range(config.warmup):
@@ -396,13 +414,19 @@ def run_benchmark(config: BenchConfig, peak_gflop_s: float = DESIGN_PEAK_GFLOP_S
             round_meter = OtherLoadMeter()
             medians = {}
             for name, step in contestants.items():
+                for i in range(config.settle):
+                    elapsed, losses[name] = step()
+                    progress(f"{name:11s} round {round_index + 1}/{config.rounds} settle "
+                             f"{i + 1:3d}/{config.settle} {elapsed:7.3f} s (untimed)")
                 times = []
+                faults_before = _minor_page_faults()
                 for i in range(config.steps):
                     elapsed, losses[name] = step()
                     times.append(elapsed)
                     progress(f"{name:11s} round {round_index + 1}/{config.rounds} step "
                              f"{i + 1:3d}/{config.steps} {elapsed:7.3f} s  "
                              f"loss {losses[name]:.4f}")
+                page_faults[name] += _minor_page_faults() - faults_before
                 step_times[name] += times
                 medians[name] = round(statistics.median(times), 6)
             load = round_meter.fraction()
@@ -434,6 +458,7 @@ def run_benchmark(config: BenchConfig, peak_gflop_s: float = DESIGN_PEAK_GFLOP_S
             "mfu": round(model_flops.total / peer_median / (peak_gflop_s * 1e9), 6),
             "step_s_all": [round(t, 6) for t in step_times[name]],
             "final_loss": round(losses[name], 4),
+            "minor_page_faults_per_step": round(page_faults[name] / len(step_times[name])),
             # > 1: flan_jax is faster than this peer by that factor.
             "speedup_of_flan_jax": round(peer_median / median, 3),
         }
@@ -457,6 +482,9 @@ def run_benchmark(config: BenchConfig, peak_gflop_s: float = DESIGN_PEAK_GFLOP_S
         "steps": config.steps,
         "warmup": config.warmup,
         "step_s_all": [round(t, 6) for t in step_times["flan_jax"]],
+        "settle": config.settle,
+        "minor_page_faults_per_step": round(page_faults["flan_jax"] /
+                                            len(step_times["flan_jax"])),
         "rounds": rounds,
         "peers": peer_results,
         "xla_variant": xla_variant or None,
@@ -468,6 +496,12 @@ def run_benchmark(config: BenchConfig, peak_gflop_s: float = DESIGN_PEAK_GFLOP_S
         "jax_version": jax.__version__,
         "params": bench.num_params,
     }
+
+
+def _minor_page_faults() -> int:
+    """Minor page faults of this process so far (every thread): each first touch of a
+    freshly mapped 4 KB page is one, and XLA:CPU maps a step's temporaries afresh."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
 
 
 def _timed(step: Callable[[], dict[str, Any]]) -> tuple[float, float]:
@@ -509,6 +543,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                         help="also time transformers' T5 in PyTorch on the same shapes, in "
                              "the same process, interleaved (eager, torch.compile or both)")
     parser.add_argument("--warmup", type=int, default=3, help="untimed steps first (3)")
+    parser.add_argument("--settle", type=int, default=1,
+                        help="untimed steps per contestant at the start of every round (1)")
     parser.add_argument("--devices", type=int, default=DEFAULT_DEVICES,
                         help=f"use the first N devices, data-parallel ({DEFAULT_DEVICES}: the "
                              "fastest layout measured on the 2-core CPU)")
@@ -567,7 +603,10 @@ def _xla_option(parser: argparse.ArgumentParser, text: str) -> tuple[str, Any]:
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parse_args(sys.argv[1:] if argv is None else argv)
+    runtime = cpu_runtime.configure()  # as flan_jax.train runs; the peers share the process
+    log(runtime.describe())
     run_options = dict(steps=args.steps, warmup=args.warmup, rounds=args.rounds,
+                       settle=args.settle,
                        devices=args.devices,
                        num_partitions=args.num_partitions,
                        parameter_sharding=args.parameter_sharding,
@@ -588,13 +627,16 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                            devices_variant=args.devices_variant)
     log(f"flan_jax    {result['step_s_median']:.3f} s/step median, "
         f"{result['tokens_per_s']:,.0f} tokens/s, MFU {100 * result['mfu']:.1f} % of "
-        f"{result['peak_gflop_s']:g} GFLOP/s ({source})")
+        f"{result['peak_gflop_s']:g} GFLOP/s ({source}); "
+        f"{result['minor_page_faults_per_step']:,} page faults/step")
     for name, peer in result["peers"].items():
         log(f"{name:11s} {peer['step_s_median']:.3f} s/step median, "
             f"{peer['tokens_per_s']:,.0f} tokens/s, MFU {100 * peer['mfu']:.1f} %; flan_jax is "
-            f"{peer['speedup_of_flan_jax']:.2f}x its speed")
+            f"{peer['speedup_of_flan_jax']:.2f}x its speed; "
+            f"{peer['minor_page_faults_per_step']:,} page faults/step")
     log(f"load average {result['loadavg']}; other processes' share of the CPUs per round: "
         f"{[r['other_cpu_load'] for r in result['rounds']]}")
+    result["cpu_runtime"] = runtime.as_dict()
     print(json.dumps(result), flush=True)
     return result
 

@@ -227,6 +227,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                                    ).strip()
     import numpy as np
 
+    from flan_jax import cpu_runtime
+    runtime = cpu_runtime.configure()  # as flan_jax's entry points run (eval, infer)
+    print(runtime.describe(), file=sys.stderr)
     rng = np.random.default_rng(0)
     # ids in [2, vocab): no padding, never EOS.
     inputs = rng.integers(2, 32128, (args.batch, args.input_length)).astype(np.int32)
@@ -247,6 +250,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                    "model": "bench-cpu fp32", "devices": args.devices},
         "versions": versions(hf=not args.no_hf and hf_skipped is None),
         "hf_flush_denormal": not args.keep_denormals,
+        "cpu_runtime": runtime.as_dict(),
         "loadavg": [round(x, 2) for x in os.getloadavg()]}
     for name, (first, median) in timings.items():
         side, what = name.split("_", 1)

@@ -1,0 +1,71 @@
+"""flan_jax.cpu_runtime: a step's temporaries are reused from call to call, not faulted in anew.
+
+Each check runs in a fresh interpreter: the dispatch setting is read when JAX creates its CPU
+client, and mallopt changes the whole process.
+"""
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+# One single-device computation whose temporaries ([4096, 4096] float32 arrays) exceed
+# glibc's 64 MB arena heaps; prints its temporary bytes and the median page faults of calls
+# 3-10 (configured, glibc's heap settles after a few calls; now and then a call still finds
+# its block split by an output buffer and maps fresh pages once).
+_PROBE = r"""
+import json, os, resource, sys
+import jax, jax.numpy as jnp
+from flan_jax import cpu_runtime
+if sys.argv[1] == "after-first-computation":
+    jax.numpy.zeros(1).block_until_ready()
+runtime = cpu_runtime.configure() if sys.argv[1] != "untouched" else None
+f = jax.jit(lambda x: jnp.cumsum(x @ x.T, axis=0) @ x, device=jax.devices()[0])
+x = jnp.ones((4096, 512), jnp.float32) / 512
+compiled = f.lower(x).compile()
+faults = []
+for _ in range(10):
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    compiled(x).block_until_ready()
+    faults.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+print(json.dumps({"temp_bytes": compiled.memory_analysis().temp_size_in_bytes,
+                  "faults": sorted(faults[2:])[len(faults[2:]) // 2],
+                  "runtime": runtime and runtime.as_dict()}))
+"""
+
+
+def _probe(mode: str, **env: str) -> dict:
+    result = subprocess.run([sys.executable, "-c", _PROBE, mode], cwd=REPO,
+                            env=dict(os.environ, **env), capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's allocator only")
+def test_configured_process_reuses_the_temporaries_instead_of_faulting_them_in():
+    default = _probe("untouched")
+    configured = _probe("configure")
+    pages = default["temp_bytes"] / 4096
+    assert default["temp_bytes"] > 64 * 2**20  # above glibc's arena heap size: mmap by default
+    # By default every call maps its temporaries afresh: one fault per 4 KB page touched.
+    assert default["faults"] > 0.5 * pages, default
+    # Configured, a call finds them mapped already (what faults is mostly its 8 MB output).
+    assert configured["faults"] < 0.2 * pages, configured
+    assert configured["runtime"] == {"inline_dispatch": True, "heap_reuse": True, "notes": []}
+
+
+def test_configure_after_the_first_computation_says_dispatch_stayed_async():
+    runtime = _probe("after-first-computation")["runtime"]
+    assert runtime["inline_dispatch"] is False
+    assert runtime["notes"] == ["JAX's CPU client already ran with async dispatch"]
+
+
+def test_opt_out_leaves_the_process_alone():
+    probe = _probe("configure", FLAN_JAX_CPU_DEFAULTS="1")
+    assert probe["runtime"] == {"inline_dispatch": False, "heap_reuse": False,
+                                "notes": ["FLAN_JAX_CPU_DEFAULTS=1"]}
+    assert probe["faults"] > 0.5 * probe["temp_bytes"] / 4096
