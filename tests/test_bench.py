@@ -2,6 +2,7 @@
 import functools
 import json
 import os
+import platform
 import sys
 
 import flax.linen as nn
@@ -45,7 +46,9 @@ def test_main_prints_one_json_line_with_the_fields(capsys):
     assert result["final_loss"] > 0
     assert result["settle"] == 1
     # As the entry points run (tests/conftest.py configured this process the same way).
-    assert result["cpu_runtime"] == {"inline_dispatch": True, "heap_reuse": True, "notes": []}
+    glibc = platform.libc_ver()[0] == "glibc"
+    assert result["cpu_runtime"]["inline_dispatch"] is True
+    assert result["cpu_runtime"]["heap_reuse"] is glibc
 
 
 def test_flop_formula_by_hand_for_a_tiny_config():
