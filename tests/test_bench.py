@@ -3,6 +3,7 @@ import functools
 import json
 import os
 import platform
+import re
 import sys
 
 import flax.linen as nn
@@ -168,3 +169,13 @@ def test_a_malformed_xla_variant_is_named(bad, capsys):
     with pytest.raises(SystemExit) as error:
         bench.parse_args(["--xla-variant", bad])
     assert error.value.code == 2 and bad in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("steps", 0, "steps must be >= 1, got 0."),
+    ("warmup", 0, "warmup must be >= 1 (the first step compiles), got 0."),
+    ("settle", -1, "settle must be >= 0, got -1."),
+])
+def test_bench_config_refuses_counts_that_time_nothing(field, value, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        bench.BenchConfig(**{field: value})
