@@ -179,3 +179,18 @@ def test_a_malformed_xla_variant_is_named(bad, capsys):
 def test_bench_config_refuses_counts_that_time_nothing(field, value, message):
     with pytest.raises(ValueError, match=re.escape(message)):
         bench.BenchConfig(**{field: value})
+
+
+def test_settle_steps_run_untimed_at_the_start_of_every_round(capsys):
+    # 1 warm-up + 2 rounds x (2 settle + 1 timed) = 7 steps, as 1 + 2 x (0 + 3): same loss.
+    settled = bench.main(["--smoke", "--steps", "1", "--warmup", "1", "--rounds", "2",
+                          "--settle", "2", "--no-xla-flops"])
+    unsettled = bench.main(["--smoke", "--steps", "3", "--warmup", "1", "--rounds", "2",
+                            "--settle", "0", "--no-xla-flops"])
+    capsys.readouterr()
+    assert len(settled["step_s_all"]) == 2 and len(unsettled["step_s_all"]) == 6
+    assert settled["final_loss"] == unsettled["final_loss"]
+    fewer = bench.main(["--smoke", "--steps", "1", "--warmup", "1", "--rounds", "2",
+                        "--settle", "0", "--no-xla-flops"])
+    capsys.readouterr()
+    assert fewer["final_loss"] != settled["final_loss"]  # the loss does tell step counts apart

@@ -22,6 +22,8 @@ import jax, jax.numpy as jnp
 from flan_jax import cpu_runtime
 if sys.argv[1] == "after-first-computation":
     jax.numpy.zeros(1).block_until_ready()
+if sys.argv[1] == "tpu-default":  # as on a TPU host, where the CPU is a secondary backend
+    jax.default_backend = lambda: "tpu"
 runtime = cpu_runtime.configure() if sys.argv[1] != "untouched" else None
 f = jax.jit(lambda x: jnp.cumsum(x @ x.T, axis=0) @ x, device=jax.devices()[0])
 x = jnp.ones((4096, 512), jnp.float32) / 512
@@ -68,4 +70,11 @@ def test_opt_out_leaves_the_process_alone():
     probe = _probe("configure", FLAN_JAX_CPU_DEFAULTS="1")
     assert probe["runtime"] == {"inline_dispatch": False, "heap_reuse": False,
                                 "notes": ["FLAN_JAX_CPU_DEFAULTS=1"]}
+    assert probe["faults"] > 0.5 * probe["temp_bytes"] / 4096
+
+
+def test_on_a_tpu_host_host_memory_keeps_glibcs_defaults():
+    probe = _probe("tpu-default")
+    assert probe["runtime"] == {"inline_dispatch": True, "heap_reuse": False,
+                                "notes": ["default backend tpu: host memory left as is"]}
     assert probe["faults"] > 0.5 * probe["temp_bytes"] / 4096
