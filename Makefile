@@ -4,7 +4,9 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 T5_VERSION := $(shell sed -n 's/^T5_VERSION = "\(.*\)".*/\1/p' setup.py)
 MODEL_DIR ?= runs/mini-flan
-# Eight fake CPU devices: the tiny run and the tests exercise a real ('data', 'model') mesh.
+# Eight fake CPU devices: the tests exercise a real ('data', 'model') mesh. `make run` sets its
+# own count, and the benchmarks create exactly the devices they time (flan_jax.cpu_runtime:
+# XLA:CPU runs max(cores, devices) intra-op threads, so 8 fake devices oversubscribe 2 cores).
 export XLA_FLAGS ?= --xla_force_host_platform_device_count=8
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 

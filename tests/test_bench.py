@@ -50,6 +50,10 @@ def test_main_prints_one_json_line_with_the_fields(capsys):
     glibc = platform.libc_ver()[0] == "glibc"
     assert result["cpu_runtime"]["inline_dispatch"] is True
     assert result["cpu_runtime"]["heap_reuse"] is glibc
+    # main() asked for the 2 devices it times; this process's JAX already had conftest's.
+    assert result["cpu_runtime"]["cpu_devices"] == jax.local_device_count()
+    assert (f"JAX's CPU client already had {jax.local_device_count()} devices, not 2"
+            in result["cpu_runtime"]["notes"])
 
 
 def test_flop_formula_by_hand_for_a_tiny_config():

@@ -1,5 +1,6 @@
 """tools/bench_matmul.py: it finds every dot of a compiled program, and times the same one."""
 import os
+import subprocess
 import sys
 
 import jax
@@ -45,3 +46,24 @@ def test_the_torch_side_computes_the_same_contraction(lhs, rhs, dims):
     expected = jax.lax.dot_general(a, b, dims)
     got = np.einsum(bench_matmul._einsum_spec(dot), a, b)
     np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)
+
+
+def test_matmul_benchmark_creates_only_the_devices_it_times():
+    # A fresh process under XLA_FLAGS' 8 fake devices (as `make` exports): the tool asks for
+    # its --devices before JAX starts (flan_jax.cpu_runtime), so its dots are timed on
+    # max(cores, 1) intra-op threads, not 8.
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=8")
+    result = subprocess.run([sys.executable, "tools/bench_matmul.py", "--optimizer", "--repeats",
+                             "1", "--devices", "1"], cwd=repo, env=env, capture_output=True,
+                            text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "CPU runtime: inline dispatch" in result.stdout
+    assert "; 1 CPU device\n" in result.stdout, result.stdout[:500]
+    assert "flan_jax.optim   update" in result.stdout
+
+
+def test_a_device_count_below_one_is_refused_with_the_flag_named(capsys):
+    with pytest.raises(SystemExit) as error:
+        bench_matmul.main(["--devices", "0"])
+    assert error.value.code == 2 and "--devices 0: give at least 1" in capsys.readouterr().err

@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import gin
+import jax
 import pytest
 
 from flan_jax import launch
@@ -93,7 +94,9 @@ def test_entry_point_end_to_end_on_the_mini_cpu_config(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     assert_no_banners(result.stderr)
     # flan_jax.cpu_runtime took effect before the first computation (tests/test_cpu_runtime.py).
-    assert "flan_jax: CPU runtime: inline dispatch, heap reuse\n" in result.stderr
+    # The entry point leaves the device count to XLA_FLAGS (conftest's, as in this process).
+    assert (f"flan_jax: CPU runtime: inline dispatch, heap reuse; {jax.local_device_count()} "
+            "CPU devices\n" in result.stderr)
     assert f"checkpoints: {model_dir}/checkpoints" in result.stdout
     assert "loss:" in result.stdout
     records = [json.loads(line) for line in (model_dir / "metrics.jsonl").read_text().splitlines()]

@@ -29,9 +29,11 @@ Progress goes to stderr; stdout gets exactly one JSON line:
                       "minor_page_faults_per_step"}}, ...}
 
 The process runs XLA as flan_jax's entry points do (flan_jax.cpu_runtime: single-device
-computations inline, glibc keeping freed memory); the settings are process-wide, so the
-PyTorch peers get them too. "minor_page_faults_per_step" counts the process's page faults
-over each contestant's timed steps (FLAN_JAX_CPU_DEFAULTS=1 times the step without them).
+computations inline, glibc keeping freed memory), with exactly the CPU devices it times
+(--devices, --devices-variant), so XLA:CPU's intra-op pool, max(cores, devices) threads, is not
+sized by unused fake devices; the settings are process-wide, so the PyTorch peers get them too.
+"minor_page_faults_per_step" counts the process's page faults over each contestant's timed
+steps (FLAN_JAX_CPU_DEFAULTS=1 times the step without them).
 
 MFU = model FLOPs per step (flan_jax/flops.py: 6 x matmul parameters x tokens + attention
 score/value FLOPs; XLA's cost_analysis is printed beside it as a cross-check) / median step
@@ -53,13 +55,9 @@ import sys
 import time
 from typing import Any, Callable
 
-# Fake CPU devices, so that --devices can lay out a data-parallel mesh on one CPU. The flag must
-# be set before jax is imported; `make bench` exports the same value.
+# Fake CPU devices for --devices and --devices-variant: main() has JAX create as many as the
+# run uses, no more (flan_jax.cpu_runtime: XLA:CPU runs max(cores, devices) intra-op threads).
 MAX_FAKE_DEVICES = 8
-if "xla_force_host_platform_device_count" not in os.environ.get("XLA_FLAGS", ""):
-    os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") +
-                               f" --xla_force_host_platform_device_count={MAX_FAKE_DEVICES}"
-                               ).strip()
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import jax  # noqa: E402
@@ -320,8 +318,9 @@ def build_benchmark(config: BenchConfig) -> Benchmark:
     if config.devices > len(available):
         raise ValueError(
             f"--devices {config.devices} but only {len(available)} {available[0].platform} "
-            "device(s) exist; set XLA_FLAGS=--xla_force_host_platform_device_count=N before "
-            "starting Python (tools/bench.py sets 8 when XLA_FLAGS does not name a count).")
+            "device(s) exist; main() creates the devices a run asks for, a library caller "
+            "sets XLA_FLAGS=--xla_force_host_platform_device_count=N (or jax_num_cpu_devices) "
+            "before JAX starts.")
     mesh = partitioning.create_mesh(config.num_partitions, available[:config.devices])
     partitioning.check_batch_size(config.batch_size, mesh)
 
@@ -603,7 +602,8 @@ def _xla_option(parser: argparse.ArgumentParser, text: str) -> tuple[str, Any]:
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parse_args(sys.argv[1:] if argv is None else argv)
-    runtime = cpu_runtime.configure()  # as flan_jax.train runs; the peers share the process
+    # As flan_jax.train runs (the peers share the process), on exactly the devices timed.
+    runtime = cpu_runtime.configure(cpu_devices=max(args.devices, args.devices_variant or 1))
     log(runtime.describe())
     run_options = dict(steps=args.steps, warmup=args.warmup, rounds=args.rounds,
                        settle=args.settle,

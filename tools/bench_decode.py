@@ -51,7 +51,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--keep-denormals", action="store_true",
                         help="leave PyTorch's denormal floats on (its default); by default they "
                              "are flushed to zero as XLA does on CPU, as in tools/bench_peer.py")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.devices < 1:
+        parser.error(f"--devices {args.devices}: give at least 1 (the CPU devices to split "
+                     "the batch over)")
+    return args
 
 
 def log(message: str) -> None:
@@ -84,7 +88,7 @@ def time_interleaved(runs: dict[str, Callable[[], Any]], repeats: int
 def bench_cpu_model():
     """The bench-cpu T5 v1.1 shape, float32: tools/bench.py's one definition.
 
-    Imported late: tools/bench.py sets XLA_FLAGS on import, and main() sets them first.
+    Imported late: main() configures JAX's CPU client first.
     """
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     import bench
@@ -221,15 +225,13 @@ def versions(hf: bool) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parse_args(argv)
-    if "xla_force_host_platform_device_count" not in os.environ.get("XLA_FLAGS", ""):
-        os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") +
-                                   f" --xla_force_host_platform_device_count={args.devices}"
-                                   ).strip()
     import numpy as np
 
     from flan_jax import cpu_runtime
-    runtime = cpu_runtime.configure()  # as flan_jax's entry points run (eval, infer)
-    print(runtime.describe(), file=sys.stderr)
+    # As flan_jax's entry points run (eval, infer), on exactly the devices timed: XLA:CPU
+    # runs max(cores, CPU devices) intra-op threads.
+    runtime = cpu_runtime.configure(cpu_devices=args.devices)
+    log(runtime.describe())
     rng = np.random.default_rng(0)
     # ids in [2, vocab): no padding, never EOS.
     inputs = rng.integers(2, 32128, (args.batch, args.input_length)).astype(np.int32)

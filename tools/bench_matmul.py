@@ -38,9 +38,6 @@ import re
 import sys
 import time
 
-if "xla_force_host_platform_device_count" not in os.environ.get("XLA_FLAGS", ""):
-    os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "")
-                               + " --xla_force_host_platform_device_count=8").strip()
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import jax  # noqa: E402
@@ -52,7 +49,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import bench  # noqa: E402
 import bench_peer  # noqa: E402
-from flan_jax import partitioning  # noqa: E402
+from flan_jax import cpu_runtime, partitioning  # noqa: E402
 
 _INSTRUCTION = re.compile(r"^\s*(?:ROOT )?%(\S+) = (\w+)\[([\d,]*)\](?:\{([\d,]*)\})? (\w+)\(")
 _OPERANDS = re.compile(r"dot\(%(\S+), %(\S+)\)")
@@ -318,6 +315,12 @@ def main(argv=None) -> None:
     parser.add_argument("--optimizer", action="store_true",
                         help="only time the Adafactor update against optax's (see above)")
     args = parser.parse_args(argv)
+    if args.devices < 1:
+        parser.error(f"--devices {args.devices}: give at least 1 (the CPU devices the step is "
+                     "compiled for)")
+    # As the entry points run, on exactly the devices compiled for: XLA:CPU runs
+    # max(cores, CPU devices) intra-op threads, and every dot here is timed on that pool.
+    print(cpu_runtime.configure(cpu_devices=args.devices).describe())
     if args.optimizer:
         load_before = os.getloadavg()
         optimizer_update(args.repeats)
