@@ -480,3 +480,34 @@ def test_sharded_generate_equals_unsharded(params, inputs, reference, method):
             sharded_params, sharded_batch, eos_id=eos_id)
     np.testing.assert_array_equal(tokens, expected[0])
     np.testing.assert_allclose(scores, expected[1], atol=1e-4)
+
+
+@pytest.mark.parametrize("kind", ["distinct", "ties", "ties_at_the_top", "minus_inf", "nan"])
+@pytest.mark.parametrize("block", [4, 16, 100])
+def test_top_k_in_blocks_returns_what_lax_top_k_returns(kind, block):
+    rng = np.random.default_rng(block)
+    x = rng.standard_normal((3, 1037)).astype(np.float32)  # 1037: a last, partial block
+    if kind == "ties":
+        x = np.round(x * 2) / 2
+    elif kind == "ties_at_the_top":
+        x[:, rng.integers(0, x.shape[1], 30)] = x.max()
+    elif kind == "minus_inf":
+        x[:, rng.integers(0, x.shape[1], 1000)] = -np.inf
+    elif kind == "nan":
+        x[1, rng.integers(0, x.shape[1], 3)] = np.nan
+    expected_values, expected_indices = jax.lax.top_k(x, 8)
+    values, indices = jax.jit(functools.partial(decoding._top_k_by_blocks, k=8,
+                                                block=block))(x)
+    np.testing.assert_array_equal(indices, expected_indices)
+    np.testing.assert_array_equal(values, expected_values)
+
+
+def test_top_k_selects_in_blocks_only_when_lowered_for_a_cpu():
+    x = jnp.zeros((4, 8 * decoding.TOP_K_BLOCK + 1))
+    blocks = f"tensor<4x9x{decoding.TOP_K_BLOCK}xf32>"  # the row cut into 9 blocks
+    lowered = {platform: jax.jit(lambda v: decoding._top_k(v, 8)).trace(x).lower(
+        lowering_platforms=(platform,)).as_text() for platform in ("cpu", "tpu")}
+    assert blocks in lowered["cpu"]
+    assert blocks not in lowered["tpu"] and "top_k" in lowered["tpu"]
+    values, indices = jax.jit(lambda v: decoding._top_k(v, 8))(x)
+    assert values.shape == indices.shape == (4, 8)
