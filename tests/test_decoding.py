@@ -165,14 +165,48 @@ def test_grouped_rows_share_one_cross_attention_cache(params, inputs):
     layer = cache["decoder"]["layers_0"]
     assert layer["encoder_decoder_attention"]["cached_key"].shape == (
         inputs.shape[0], CFG.num_heads, inputs.shape[1], CFG.head_dim)
+    # The self-attention cache keeps an example's rows side by side (t5.MultiHeadAttention's
+    # beams layout), and each row reads its own slot unless beam search reorders.
     assert layer["self_attention"]["cached_key"].shape == (
-        rows, CFG.num_heads, LENGTH, CFG.head_dim)
+        inputs.shape[0], CFG.num_heads, LENGTH * groups, CFG.head_dim)
+    np.testing.assert_array_equal(cache["decoder"]["beam_slots"],
+                                  np.broadcast_to(np.arange(groups)[None, :, None],
+                                                  (inputs.shape[0], groups, LENGTH)))
+
+
+def test_reordered_beams_read_their_parents_history(params, inputs):
+    # Beam search moves no keys or values: a surviving beam takes its parent's beam_slots
+    # (decoding._reorder_cache). After any sequence of reorders, every row's step logits
+    # must equal a full recompute of the token history that row now carries.
+    groups, rows = 3, inputs.shape[0] * 3
+    rng = np.random.default_rng(5)
+    encoded = MODEL.apply({"params": params}, inputs, enable_dropout=False,
+                          method=MODEL.encode)
+    cache = decoding._init_cache(MODEL, params, encoded, inputs, LENGTH,
+                                 rows_per_input=groups)
+    step = jax.jit(lambda cache, tokens: decoding._decode_step(
+        MODEL, params, cache, encoded, inputs, tokens, LENGTH))
+    reorder = jax.jit(decoding._reorder_cache)
+    history = np.zeros((rows, 0), np.int32)
+    tiled_inputs = np.repeat(inputs, groups, axis=0)
+    for position in range(LENGTH):
+        tokens = rng.integers(1, CFG.vocab_size, rows).astype(np.int32)
+        history = np.concatenate([history, tokens[:, None]], axis=1)
+        logits, cache = step(cache, tokens)
+        full = _full_logits(params, tiled_inputs, history, np.ones_like(history))
+        np.testing.assert_allclose(logits, np.asarray(full)[:, -1], atol=1e-5, rtol=0)
+        # Each example's beams pick parents among its own beams, repeats allowed.
+        parents = rng.integers(0, groups, (inputs.shape[0], groups)).astype(np.int32)
+        cache = reorder(cache, parents)
+        history = history.reshape(inputs.shape[0], groups, -1)[
+            np.arange(inputs.shape[0])[:, None], parents].reshape(rows, -1)
+    assert cache["decoder"]["beam_slots"].shape == (inputs.shape[0], groups, LENGTH)
 
 
 def test_decoder_rows_must_be_a_multiple_of_the_inputs(params, inputs):
     encoded = jnp.zeros(inputs.shape + (CFG.emb_dim,))
     six = jnp.zeros((6, 1), jnp.int32)  # 4 inputs
-    with pytest.raises(ValueError, match="6 query rows for 4 key rows"):
+    with pytest.raises(ValueError, match="6 decoder rows for 4 encoded rows"):
         jax.eval_shape(lambda: MODEL.apply(
             {"params": params}, encoded, inputs, six, six, enable_dropout=False, decode=True,
             max_decode_length=4, method=MODEL.decode, mutable=["cache"]))

@@ -42,8 +42,8 @@ _REMAT_POLICIES = {
 # param_scan_axis: kernels become [in, layers, out], so Adafactor keeps factoring over the
 # two wide axes. Logical axis name 'layers', which partitioning.py never shards.
 PARAM_SCAN_AXIS = 1
-# ... and the decoding cache on this axis, after the batch axis, so decoding.py's beam
-# reordering (which gathers rows along axis 0) is the same for both layouts.
+# ... and the decoding cache on this axis, after the batch axis, so that axis 0 of every
+# cache entry is the batch in both layouts.
 CACHE_SCAN_AXIS = 1
 SCANNED_LAYERS = "layers"  # the scanned stack's module name: encoder/layers/attention/...
 
@@ -463,6 +463,25 @@ def _positions_to_rows(x: jax.Array, groups: int) -> jax.Array:
     return jnp.swapaxes(grouped, 1, 2).reshape((-1, x.shape[1]) + grouped.shape[3:])
 
 
+def _beam_slot_mask(slots: jax.Array, cache_index: jax.Array) -> jax.Array:
+    """Which entries of MultiHeadAttention's beams cache each beam reads at cache_index.
+
+    slots int32 [batch, beams, length] (the slot holding each beam's entry per position)
+    -> bool [batch, 1, beams, length * beams], True at p * beams + slots[b, i, p] for every
+    p <= cache_index.
+    """
+    batch, beams, length = slots.shape
+    reads = ((slots[..., None] == jnp.arange(beams))
+             & (jnp.arange(length) <= cache_index)[:, None])      # [batch, beams, length, beams]
+    return reads.reshape(batch, 1, beams, length * beams)
+
+
+def _beam_cache_bias(bias: jax.Array, beams: int) -> jax.Array:
+    """A decoding step's position bias [1, heads, 1, length] over the beams cache's keys,
+    [1, heads, 1, length * beams] (the beams' entries for position p at p * beams + slot)."""
+    return bias if beams == 1 else jnp.repeat(bias, beams, axis=-1)
+
+
 class MultiHeadAttention(nn.Module):
     """T5 attention: no biases, no 1/sqrt(head_dim) at run time (folded into the query init)."""
 
@@ -472,7 +491,7 @@ class MultiHeadAttention(nn.Module):
     def __call__(self, inputs_q: jax.Array, inputs_kv: jax.Array, mask: jax.Array,
                  bias: jax.Array | None, deterministic: bool, *, decode: bool = False,
                  cache_index: jax.Array | None = None,
-                 max_decode_length: int | None = None) -> jax.Array:
+                 max_decode_length: int | None = None, beams: int = 1) -> jax.Array:
         """Attends from inputs_q [batch, q_len, embed] to inputs_kv [batch, kv_len, embed].
 
         inputs_q may instead hold G consecutive rows per inputs_kv row, [batch * G, q_len,
@@ -492,6 +511,13 @@ class MultiHeadAttention(nn.Module):
             inputs_kv (the encoder output) is the same every step, so its keys and values are
             projected on the first call, cached (heads-major) and reused.
           max_decode_length: the self-attention cache length, needed on the creating call.
+          beams: with cache_index, inputs_q's rows are `beams` consecutive beams of each of
+            batch / beams examples (beam search). The cache then keeps an example's beams
+            together, cached_key / cached_value [batch / beams, heads, max_decode_length *
+            beams, head_dim], position p of beam slot j at p * beams + j, and mask is
+            [batch / beams, 1, beams, max_decode_length * beams]: which slot each beam reads
+            at each position (Decoder's beam_slots), so beam search reorders those slots
+            instead of moving the cache.
         Returns:
           [batch, q_len, embed] in the activation dtype.
         """
@@ -512,7 +538,7 @@ class MultiHeadAttention(nn.Module):
             key, value = self._static_kv_cache(project)
         else:
             key, value = self._append_kv_cache(project("key"), project("value"), cache_index,
-                                               max_decode_length)
+                                               max_decode_length, beams)
 
         groups = query.shape[0] // key.shape[0]
         if groups * key.shape[0] != query.shape[0]:
@@ -520,8 +546,9 @@ class MultiHeadAttention(nn.Module):
                              "key row must serve the same number of consecutive query rows.")
         if groups > 1:
             # Beam search: an example's beams (consecutive rows) share its encoder keys and
-            # values, cached once per example; their queries become query positions of that
-            # example, so a step reads the cache once, not once per beam.
+            # values, cached once per example, and its self-attention cache (see beams);
+            # their queries become query positions of that example, so a step reads each
+            # cache once, not once per beam.
             query = _rows_to_positions(query, groups)
         weights = self._attention_weights(query, key, mask, bias, deterministic)
         # Heads-major operands make both attention matmuls plain batched products over
@@ -553,20 +580,28 @@ class MultiHeadAttention(nn.Module):
         return key, value
 
     def _append_kv_cache(self, key: jax.Array, value: jax.Array, cache_index: jax.Array,
-                         max_decode_length: int | None) -> tuple[jax.Array, jax.Array]:
+                         max_decode_length: int | None, beams: int = 1
+                         ) -> tuple[jax.Array, jax.Array]:
         """Writes one position's key/value [batch, heads, 1, head_dim] at cache_index.
 
-        Returns the whole cache, [batch, heads, max_decode_length, head_dim] each.
+        Returns the whole cache, [batch, heads, max_decode_length, head_dim] each; with
+        beams > 1, [batch / beams, heads, max_decode_length * beams, head_dim], the beams'
+        entries for cache_index at cache_index * beams + slot (see __call__).
         """
         if key.shape[2] != 1:
             raise ValueError("Cached self-attention decodes one position per call; got "
                              f"{key.shape[2]} decoder positions.")
-        if not self.has_variable("cache", "cached_key") and max_decode_length is None:
+        creating = not self.has_variable("cache", "cached_key")
+        if creating and max_decode_length is None:
             raise ValueError("Creating the decoding cache needs max_decode_length.")
-        shape = key.shape[:2] + (max_decode_length, key.shape[3])
+        if beams > 1:
+            # An example's beams become consecutive positions: [batch / beams, heads, beams, d].
+            key, value = _rows_to_positions(key, beams), _rows_to_positions(value, beams)
+        length = max_decode_length * beams if creating else None  # read only when creating
+        shape = key.shape[:2] + (length, key.shape[3])
         cached_key = self.variable("cache", "cached_key", jnp.zeros, shape, key.dtype)
         cached_value = self.variable("cache", "cached_value", jnp.zeros, shape, value.dtype)
-        start = (0, 0, cache_index, 0)
+        start = (0, 0, cache_index * beams, 0)
         for cached, new in ((cached_key, key), (cached_value, value)):
             updated = jax.lax.dynamic_update_slice(cached.value, new.astype(cached.value.dtype),
                                                    start)
@@ -690,18 +725,23 @@ class DecoderLayer(nn.Module):
         bias [1, heads, dec_len, dec_len] for self-attention only (None with
         relpos_per_layer: the layer computes its own). With cache_index (one-step cached
         decoding, see MultiHeadAttention) dec_len is 1 and the self-attention key length is
-        max_decode_length. Returns x, or (x, None) as nn.scan's body when cfg.scan_layers.
+        max_decode_length; with beams (x holds `beams` rows per encoded row, as Decoder
+        says) the self-attention mask and bias are those of MultiHeadAttention's beams
+        layout. Returns x, or (x, None) as nn.scan's body when cfg.scan_layers.
         """
         cfg, dtype = self.config, self.config.activation_dtype
         decode = cache_index is not None
+        # Beam search decodes `beams` consecutive rows per encoder row (see Decoder).
+        beams = x.shape[0] // encoded.shape[0] if decode else 1
         if cfg.relpos_per_layer:
             relpos_bias = _relative_position_bias(cfg, bidirectional=False)
-            bias = (relpos_bias(1, max_decode_length, query_offset=cache_index) if decode
-                    else relpos_bias(x.shape[1], x.shape[1]))
+            bias = (_beam_cache_bias(relpos_bias(1, max_decode_length,
+                                                 query_offset=cache_index), beams)
+                    if decode else relpos_bias(x.shape[1], x.shape[1]))
         y = RMSNorm(dtype, name="pre_self_attention_layer_norm")(x)
         y = MultiHeadAttention(cfg, name="self_attention")(
             y, y, self_mask, bias, deterministic, decode=decode, cache_index=cache_index,
-            max_decode_length=max_decode_length)
+            max_decode_length=max_decode_length, beams=beams)
         x = x + _dropout(cfg, y, deterministic)
         y = RMSNorm(dtype, name="pre_cross_attention_layer_norm")(x)
         y = MultiHeadAttention(cfg, name="encoder_decoder_attention")(
@@ -827,6 +867,14 @@ class Decoder(nn.Module):
         that creates the cache runs position 0 without advancing the index, so its output is
         to be discarded and the next call runs position 0 again.
 
+        Beam search decodes k consecutive rows (beams) per encoded row, tokens [batch * k, 1].
+        The self-attention caches then keep an example's beams together and never move
+        (MultiHeadAttention's beams layout); instead this module keeps 'beam_slots', int32
+        [batch, k, max_decode_length]: the cache slot that holds each beam's entry for each
+        position. A call sets every beam's slot at cache_index to its own, and beam search
+        gives a surviving beam its parent's slots (decoding._reorder_cache), so a step
+        reorders 4 bytes per position instead of every layer's keys and values.
+
         Returns float32 logits [batch, dec_len, vocab].
         """
         cfg = self.config
@@ -841,15 +889,28 @@ class Decoder(nn.Module):
             if max_decode_length is None:
                 raise ValueError("Decoding with a cache (decode=True) needs max_decode_length, "
                                  "the cache length.")
+            rows, inputs = tokens.shape[0], encoded.shape[0]
+            if rows % inputs:
+                raise ValueError(f"{rows} decoder rows for {inputs} encoded rows: each encoded "
+                                 "row must serve the same number of consecutive decoder rows "
+                                 "(beam search's beams).")
+            beams = rows // inputs
             creating = not self.has_variable("cache", "cache_index")
             index_var = self.variable("cache", "cache_index", jnp.zeros, (), jnp.int32)
             cache_index = index_var.value
             if not creating:
                 index_var.value = cache_index + 1
             # The current position's row of the causal bias and mask, over the whole cache.
-            bias = None if relpos_bias is None else relpos_bias(1, max_decode_length,
-                                                                query_offset=cache_index)
+            bias = None if relpos_bias is None else _beam_cache_bias(
+                relpos_bias(1, max_decode_length, query_offset=cache_index), beams)
             self_mask = (jnp.arange(max_decode_length) <= cache_index)[None, None, None, :]
+            if beams > 1:
+                slots_var = self.variable("cache", "beam_slots", jnp.zeros,
+                                          (inputs, beams, max_decode_length), jnp.int32)
+                slots = slots_var.value.at[:, :, cache_index].set(
+                    jnp.arange(beams, dtype=jnp.int32))
+                slots_var.value = slots
+                self_mask = _beam_slot_mask(slots, cache_index)
             layer_class = DecoderLayer  # nothing to rematerialise without a backward pass
             decode_args = (cache_index, max_decode_length)
         else:
