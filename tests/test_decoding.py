@@ -536,12 +536,40 @@ def test_top_k_in_blocks_returns_what_lax_top_k_returns(kind, block):
     np.testing.assert_array_equal(values, expected_values)
 
 
-def test_top_k_selects_in_blocks_only_when_lowered_for_a_cpu():
-    x = jnp.zeros((4, 8 * decoding.TOP_K_BLOCK + 1))
-    blocks = f"tensor<4x9x{decoding.TOP_K_BLOCK}xf32>"  # the row cut into 9 blocks
-    lowered = {platform: jax.jit(lambda v: decoding._top_k(v, 8)).trace(x).lower(
+def test_top_k_in_blocks_adds_each_segments_offset():
+    # Beam search's candidates: beam j's entries count with that beam's offset; the result
+    # must be lax.top_k of the sums, whose array the blocked version never forms.
+    rng = np.random.default_rng(7)
+    beams, vocab, block = 3, 4 * 16, 16
+    x = rng.standard_normal((5, beams * vocab)).astype(np.float32)
+    x[0, :] = np.round(x[0, :])                      # ties within and across beams
+    offsets = -rng.random((5, beams)).astype(np.float32) * 3
+    offsets[1] = offsets[1, 0]                       # equal offsets: ties across beams
+    offsets[2, 1] = -np.inf                          # a dead beam
+    summed = x + np.repeat(offsets, vocab, axis=1)
+    expected_values, expected_indices = jax.lax.top_k(summed, 6)
+    values, indices = jax.jit(functools.partial(decoding._top_k_by_blocks, k=6,
+                                                block=block))(x, offsets=offsets)
+    np.testing.assert_array_equal(indices, expected_indices)
+    np.testing.assert_array_equal(values, expected_values)
+    with pytest.raises(ValueError, match="whole number of blocks of 16"):
+        decoding._top_k_by_blocks(x[:, :-8], 6, block, offsets)
+
+
+def test_best_continuations_use_blocks_only_when_lowered_for_a_cpu():
+    rng = np.random.default_rng(8)
+    batch, beams, vocab = 4, 3, 8 * decoding.TOP_K_BLOCK
+    logits = jnp.asarray(rng.standard_normal((batch, beams, vocab)).astype(np.float32) * 4)
+    alive = jnp.asarray(-rng.random((batch, beams)).astype(np.float32) * 5)
+    best = jax.jit(lambda l, a: decoding._best_continuations(l, a, 2 * beams))
+    blocks = f"tensor<{batch}x{beams * 8}x{decoding.TOP_K_BLOCK}xf32>"
+    lowered = {platform: best.trace(logits, alive).lower(
         lowering_platforms=(platform,)).as_text() for platform in ("cpu", "tpu")}
     assert blocks in lowered["cpu"]
     assert blocks not in lowered["tpu"] and "top_k" in lowered["tpu"]
-    values, indices = jax.jit(lambda v: decoding._top_k(v, 8))(x)
-    assert values.shape == indices.shape == (4, 8)
+    # On this CPU: T5X's log-softmax candidates, to float rounding, in the same order.
+    candidates = (alive[:, :, None] + jax.nn.log_softmax(logits)).reshape(batch, -1)
+    expected_values, expected_indices = jax.lax.top_k(candidates, 2 * beams)
+    values, indices = best(logits, alive)
+    np.testing.assert_array_equal(indices, expected_indices)
+    np.testing.assert_allclose(values, expected_values, atol=1e-5, rtol=0)
