@@ -6,6 +6,7 @@ References are computed independently of the cache: full teacher-forced decoder 
 from __future__ import annotations
 
 import functools
+import re
 
 import flax.linen as nn
 import jax
@@ -573,3 +574,30 @@ def test_best_continuations_use_blocks_only_when_lowered_for_a_cpu():
     values, indices = best(logits, alive)
     np.testing.assert_array_equal(indices, expected_indices)
     np.testing.assert_allclose(values, expected_values, atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("kind", ["distinct", "ties", "minus_inf", "nan"])
+def test_greedy_from_the_maximum_is_argmax_and_its_log_softmax(kind):
+    rng = np.random.default_rng(9)
+    logits = (rng.standard_normal((4, 300)) * 3).astype(np.float32)
+    if kind == "ties":
+        logits[:, [7, 100, 299]] = logits.max() + 1      # the first of equal maxima wins
+    elif kind == "minus_inf":
+        logits[1, :] = -np.inf
+        logits[2, rng.integers(0, 300, 200)] = -np.inf
+    elif kind == "nan":
+        logits[3, [50, 20]] = np.nan                      # argmax's choice: the first NaN
+    tokens, log_probs = jax.jit(decoding._greedy_from_maximum)(logits)
+    np.testing.assert_array_equal(tokens, np.asarray(jnp.argmax(logits, axis=-1)))
+    expected = np.take_along_axis(np.asarray(jax.nn.log_softmax(logits, axis=-1)),
+                                  np.asarray(tokens)[:, None], axis=-1)[:, 0]
+    np.testing.assert_allclose(log_probs, expected, atol=1e-6, rtol=0)
+
+
+def test_greedy_choice_uses_the_maximum_only_when_lowered_for_a_cpu():
+    choose = jax.jit(decoding._greedy_choice)
+    lowered = {platform: choose.trace(jnp.zeros((4, 300)), jax.random.key(0)).lower(
+        lowering_platforms=(platform,)).as_text() for platform in ("cpu", "tpu")}
+    # jnp.argmax is one reduce over (value, index) pairs, with two results.
+    argmax = re.compile(r"%\w+:2 = stablehlo\.reduce")
+    assert argmax.search(lowered["tpu"]) and not argmax.search(lowered["cpu"])

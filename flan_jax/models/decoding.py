@@ -116,7 +116,7 @@ def generate(model: t5.Transformer, params: Params, encoder_input_tokens: jax.Ar
                           enable_dropout=False, method=model.encode)
     if config.method == "beam":
         return _beam_search(model, params, encoded, encoder_input_tokens, config, eos_id)
-    choose = _argmax if config.method == "greedy" else _sampler(config)
+    choose = _greedy_choice if config.method == "greedy" else _sampler(config)
     return _sequential_decode(model, params, encoded, encoder_input_tokens, config, eos_id,
                               choose, rng)
 
@@ -252,20 +252,56 @@ def _decode_step(model: t5.Transformer, params: Params, cache: Cache, encoded: j
 # Greedy and sampling: one sequence per row
 # ----------------------------------------------------------------------------------------
 
-def _argmax(logits: jax.Array, step_rng: jax.Array) -> jax.Array:
-    """The greedy token chooser: logits [batch, vocab] -> int32 [batch]; ignores the key."""
+# A token chooser: (float32 logits [batch, vocab], key) -> (int32 token [batch], its float32
+# log-probability under the model [batch], log_softmax(logits)[token]).
+Chooser = Callable[[jax.Array, jax.Array], tuple[jax.Array, jax.Array]]
+
+
+def _greedy_choice(logits: jax.Array, step_rng: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """The greedy chooser: jnp.argmax's token and its log-probability; ignores the key.
+
+    As T5X: an argmax (a value-and-index reduce), log_softmax and a gather. Lowered for a CPU,
+    both come from the row maximum (_greedy_from_maximum): XLA:CPU fused log_softmax's max and
+    subtraction into the output projection's matmul (see _token_log_probs), and the tail
+    took 3.2 ms per bench-cpu greedy step (1.8 of it the matmul) against 2.4-2.6. On a v4-8
+    that form reads more (T5 v1.1 small's generate step: 2.90 GiB against 2.83, XLA's
+    estimate), so other platforms keep T5X's.
+    """
     del step_rng
-    return jnp.argmax(logits, axis=-1).astype(jnp.int32)
+
+    def argmax_and_log_softmax(logits):
+        token = jnp.argmax(logits, axis=-1).astype(jnp.int32)
+        log_probs = jax.nn.log_softmax(logits, axis=-1)
+        return token, jnp.take_along_axis(log_probs, token[:, None], axis=-1)[:, 0]
+
+    return jax.lax.platform_dependent(logits, cpu=_greedy_from_maximum,
+                                      default=argmax_and_log_softmax)
 
 
-def _sampler(config: DecodingConfig) -> Callable[[jax.Array, jax.Array], jax.Array]:
-    """A token chooser for method 'sample': logits [batch, vocab], key -> int32 [batch]."""
-    def choose(logits: jax.Array, step_rng: jax.Array) -> jax.Array:
-        logits = logits.astype(jnp.float32) / config.temperature
+def _greedy_from_maximum(logits: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """jnp.argmax(logits [batch, vocab]) and log_softmax there, from the row maximum m.
+
+    The token is the first index holding m (or the first NaN, as jnp.argmax), and its
+    log-probability is -log(sum(exp(logits - m))), exactly log_softmax's entry there.
+    """
+    maximum = jnp.max(logits, axis=-1, keepdims=True)                  # [batch, 1]
+    position = jax.lax.broadcasted_iota(jnp.int32, logits.shape, 1)
+    at_maximum = (logits == maximum) | jnp.isnan(logits)
+    token = jnp.min(jnp.where(at_maximum, position, logits.shape[1]), axis=-1)
+    return token, -jnp.log(jnp.sum(jnp.exp(logits - maximum), axis=-1))
+
+
+def _sampler(config: DecodingConfig) -> Chooser:
+    """The chooser for method 'sample': a token drawn from the tempered, top-k logits; its
+    log-probability under the model's (untempered) distribution."""
+    def choose(logits: jax.Array, step_rng: jax.Array) -> tuple[jax.Array, jax.Array]:
+        tempered = logits / config.temperature
         if config.top_k:
-            kth_largest = jax.lax.top_k(logits, config.top_k)[0][:, -1:]
-            logits = jnp.where(logits < kth_largest, -jnp.inf, logits)
-        return jax.random.categorical(step_rng, logits, axis=-1).astype(jnp.int32)
+            kth_largest = jax.lax.top_k(tempered, config.top_k)[0][:, -1:]
+            tempered = jnp.where(tempered < kth_largest, -jnp.inf, tempered)
+        token = jax.random.categorical(step_rng, tempered, axis=-1).astype(jnp.int32)
+        log_probs = jax.nn.log_softmax(logits, axis=-1)
+        return token, jnp.take_along_axis(log_probs, token[:, None], axis=-1)[:, 0]
     return choose
 
 
@@ -283,9 +319,8 @@ class _SequentialState:
 
 def _sequential_decode(model: t5.Transformer, params: Params, encoded: jax.Array,
                        encoder_input_tokens: jax.Array, config: DecodingConfig, eos_id: int,
-                       choose: Callable[[jax.Array, jax.Array], jax.Array],
-                       rng: jax.Array | None) -> tuple[jax.Array, jax.Array]:
-    """Greedy or sampled decoding; `choose` maps (logits [batch, vocab], key) -> [batch]."""
+                       choose: Chooser, rng: jax.Array | None) -> tuple[jax.Array, jax.Array]:
+    """Greedy or sampled decoding: `choose` picks each step's tokens (see Chooser)."""
     batch, length = encoded.shape[0], config.max_decode_length
 
     def not_done(state: _SequentialState) -> jax.Array:
@@ -298,13 +333,9 @@ def _sequential_decode(model: t5.Transformer, params: Params, encoded: jax.Array
         logits, cache = _decode_step(model, params, state.cache, encoded,
                                      encoder_input_tokens, previous, length)
         rng, step_rng = jax.random.split(state.rng)
-        token = jnp.where(state.done, 0, choose(logits, step_rng))
-        # log_softmax and a gather, not _token_log_probs: for one position per row the latter
-        # saved only 1-5 % of bench-cpu's greedy time, and a v4-8 reads more with it (T5
-        # v1.1 small's generate step: 2.90 GiB against 2.83, XLA's estimate; README).
-        log_probs = jax.nn.log_softmax(logits.astype(jnp.float32), axis=-1)
-        token_log_probs = jnp.take_along_axis(log_probs, token[:, None], axis=-1)[:, 0]
-        scores = state.scores + jnp.where(state.done, 0.0, token_log_probs)
+        token, token_log_prob = choose(logits.astype(jnp.float32), step_rng)
+        token = jnp.where(state.done, 0, token)
+        scores = state.scores + jnp.where(state.done, 0.0, token_log_prob)
         return _SequentialState(step=step + 1, tokens=state.tokens.at[:, step].set(token),
                                 scores=scores, done=state.done | (token == eos_id),
                                 rng=rng, cache=cache)
