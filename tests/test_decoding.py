@@ -5,6 +5,7 @@ References are computed independently of the cache: full teacher-forced decoder 
 """
 from __future__ import annotations
 
+import dataclasses
 import functools
 import re
 
@@ -175,26 +176,35 @@ def test_grouped_rows_share_one_cross_attention_cache(params, inputs):
                                                   (inputs.shape[0], groups, LENGTH)))
 
 
-def test_reordered_beams_read_their_parents_history(params, inputs):
+@pytest.mark.parametrize("relpos_per_layer", [False, True])
+def test_reordered_beams_read_their_parents_history(params, inputs, relpos_per_layer):
     # Beam search moves no keys or values: a surviving beam takes its parent's beam_slots
     # (decoding._reorder_cache). After any sequence of reorders, every row's step logits
-    # must equal a full recompute of the token history that row now carries.
+    # must equal a full recompute of the token history that row now carries. With
+    # relpos_per_layer each layer spreads its own position bias over the beams' entries.
+    model = MODEL
+    if relpos_per_layer:
+        model = t5.Transformer(dataclasses.replace(CFG, relpos_per_layer=True))
+        params = nn.unbox(_init_boxed(model.config, jax.random.key(3)))["params"]
     groups, rows = 3, inputs.shape[0] * 3
     rng = np.random.default_rng(5)
-    encoded = MODEL.apply({"params": params}, inputs, enable_dropout=False,
-                          method=MODEL.encode)
-    cache = decoding._init_cache(MODEL, params, encoded, inputs, LENGTH,
+    encoded = model.apply({"params": params}, inputs, enable_dropout=False,
+                          method=model.encode)
+    cache = decoding._init_cache(model, params, encoded, inputs, LENGTH,
                                  rows_per_input=groups)
     step = jax.jit(lambda cache, tokens: decoding._decode_step(
-        MODEL, params, cache, encoded, inputs, tokens, LENGTH))
+        model, params, cache, encoded, inputs, tokens, LENGTH))
     reorder = jax.jit(decoding._reorder_cache)
+    full_logits = jax.jit(lambda tokens, decoder_inputs: model.apply(
+        {"params": params}, tokens, decoder_inputs, jnp.ones_like(decoder_inputs),
+        enable_dropout=False))
     history = np.zeros((rows, 0), np.int32)
     tiled_inputs = np.repeat(inputs, groups, axis=0)
     for position in range(LENGTH):
         tokens = rng.integers(1, CFG.vocab_size, rows).astype(np.int32)
         history = np.concatenate([history, tokens[:, None]], axis=1)
         logits, cache = step(cache, tokens)
-        full = _full_logits(params, tiled_inputs, history, np.ones_like(history))
+        full = full_logits(tiled_inputs, history)
         np.testing.assert_allclose(logits, np.asarray(full)[:, -1], atol=1e-5, rtol=0)
         # Each example's beams pick parents among its own beams, repeats allowed.
         parents = rng.integers(0, groups, (inputs.shape[0], groups)).astype(np.int32)

@@ -13,7 +13,6 @@ with logical axis rules the batch dimension follows the model's 'batch' constrai
 from __future__ import annotations
 
 import dataclasses
-import functools
 from typing import Any, Callable, Mapping
 
 import flax
