@@ -721,22 +721,20 @@ class DecoderLayer(nn.Module):
     @nn.compact
     def __call__(self, x: jax.Array, encoded: jax.Array, self_mask: jax.Array,
                  cross_mask: jax.Array, bias: jax.Array | None, deterministic: bool,
-                 cache_index: jax.Array | None = None,
-                 max_decode_length: int | None = None) -> jax.Array | tuple[jax.Array, None]:
+                 cache_index: jax.Array | None = None, max_decode_length: int | None = None,
+                 beams: int = 1) -> jax.Array | tuple[jax.Array, None]:
         """x [batch, dec_len, embed]; encoded [batch, enc_len, embed].
 
         self_mask [batch, 1, dec_len, dec_len]; cross_mask [batch, 1, dec_len, enc_len];
         bias [1, heads, dec_len, dec_len] for self-attention only (None with
         relpos_per_layer: the layer computes its own). With cache_index (one-step cached
         decoding, see MultiHeadAttention) dec_len is 1 and the self-attention key length is
-        max_decode_length; with beams (x holds `beams` rows per encoded row, as Decoder
+        max_decode_length; with beams > 1 (x holds `beams` rows per encoded row, as Decoder
         says) the self-attention mask and bias are those of MultiHeadAttention's beams
         layout. Returns x, or (x, None) as nn.scan's body when cfg.scan_layers.
         """
         cfg, dtype = self.config, self.config.activation_dtype
         decode = cache_index is not None
-        # Beam search decodes `beams` consecutive rows per encoder row (see Decoder).
-        beams = x.shape[0] // encoded.shape[0] if decode else 1
         if cfg.relpos_per_layer:
             relpos_bias = _relative_position_bias(cfg, bidirectional=False)
             bias = (_beam_cache_bias(relpos_bias(1, max_decode_length,
@@ -916,7 +914,7 @@ class Decoder(nn.Module):
                 slots_var.value = slots
                 self_mask = _beam_slot_mask(slots, cache_index)
             layer_class = DecoderLayer  # nothing to rematerialise without a backward pass
-            decode_args = (cache_index, max_decode_length)
+            decode_args = (cache_index, max_decode_length, beams)
         else:
             bias = None if relpos_bias is None else relpos_bias(tokens.shape[1],
                                                                 tokens.shape[1])
