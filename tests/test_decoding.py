@@ -586,7 +586,7 @@ def test_best_continuations_use_blocks_only_when_lowered_for_a_cpu():
     np.testing.assert_allclose(values, expected_values, atol=1e-5, rtol=0)
 
 
-@pytest.mark.parametrize("kind", ["distinct", "ties", "minus_inf", "nan"])
+@pytest.mark.parametrize("kind", ["distinct", "ties", "minus_inf", "nan", "nan_in_later_blocks"])
 def test_greedy_from_the_maximum_is_argmax_and_its_log_softmax(kind):
     rng = np.random.default_rng(9)
     logits = (rng.standard_normal((4, 300)) * 3).astype(np.float32)
@@ -597,6 +597,11 @@ def test_greedy_from_the_maximum_is_argmax_and_its_log_softmax(kind):
         logits[2, rng.integers(0, 300, 200)] = -np.inf
     elif kind == "nan":
         logits[3, [50, 20]] = np.nan                      # argmax's choice: the first NaN
+    elif kind == "nan_in_later_blocks":                   # 300 ids: blocks of 128, 128, 44
+        logits[0, 299] = np.nan
+        logits[1, [200, 130]] = np.nan
+        logits[2, 0] = logits.max() + 1                   # a maximum before the NaN
+        logits[2, 140] = np.nan
     tokens, log_probs = jax.jit(decoding._greedy_from_maximum)(logits)
     np.testing.assert_array_equal(tokens, np.asarray(jnp.argmax(logits, axis=-1)))
     expected = np.take_along_axis(np.asarray(jax.nn.log_softmax(logits, axis=-1)),
