@@ -283,8 +283,8 @@ def _greedy_from_maximum(logits: jax.Array) -> tuple[jax.Array, jax.Array]:
     The token is the first index holding m (or the first NaN, as jnp.argmax), and its
     log-probability is -log(sum(exp(logits - m))), exactly log_softmax's entry there. Both
     come from the blocked top-1 (_top_k_by_blocks): a max per block of TOP_K_BLOCK and a
-    search of one block, where a compare over the whole row took 0.58 ms per bench-cpu step
-    against 0.19 (jitted alone, best of 50; 2026-12-01 07:20 UTC).
+    search of one block, where a compare over the whole row took 0.54-0.61 ms per bench-cpu
+    step against 0.15-0.19 (jitted alone, best of 50; README "Scoring distinct rows").
     """
     maximum, token = _top_k_by_blocks(logits, 1, TOP_K_BLOCK)          # [batch, 1] each
     return token[:, 0], -jnp.log(jnp.sum(jnp.exp(logits - maximum), axis=-1))
