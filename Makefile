@@ -51,9 +51,10 @@ test: install
 bench: install
 	$(PY) tools/bench.py --peer both --rounds 3 --measure-peak
 
-# Decoding (greedy, beam 4) and scoring throughput, with HF PyTorch in the same run.
+# Decoding (greedy, beam 4) and scoring throughput, with HF PyTorch in the same run; scoring
+# also in GFLOP/s against the 2048^2 product peaks of XLA and PyTorch measured after it.
 bench-decode: install
-	$(PY) tools/bench_decode.py
+	$(PY) tools/bench_decode.py --measure-peak
 
 # Every dot of the bench-cpu step timed alone in XLA and in PyTorch (MKL), rewrites of the slow
 # ones, and the Adafactor update against optax's (tools/bench_matmul.py).

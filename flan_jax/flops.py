@@ -1,7 +1,8 @@
-"""Model FLOPs of one T5 encoder-decoder training step (the numerator of MFU).
+"""Model FLOPs of one T5 encoder-decoder training step (the numerator of MFU), and of one
+forward pass (teacher-forced scoring).
 
-Used by tools/bench.py (MFU) and flan_jax.aot (compiled FLOPs against the model's). The
-formula:
+Used by tools/bench.py (MFU), tools/bench_decode.py (scoring's GFLOP/s) and flan_jax.aot
+(compiled FLOPs against the model's). The formula:
 
     6 x [N_enc*T_enc + N_dec*T_dec + N_crossKV*T_enc + N_lmhead*T_dec]
     + 12 x joined x batch x sum over attention layers of (Lq x Lk)
@@ -72,3 +73,14 @@ def train_step_flops(config: t5.T5Config, batch_size: int, input_length: int,
         lm_head=6 * n_lm_head * t_dec,
         attention=12 * joined * batch_size * pairs,
     )
+
+
+def forward_flops(config: t5.T5Config, batch_size: int, input_length: int,
+                  target_length: int) -> int:
+    """Model FLOPs of one forward pass over [batch, length] rows: what scoring them costs.
+
+    A third of the training step's: 2 FLOPs per weight matrix entry per token (the backward
+    pass adds 4) and 4 x joined per attention (query, key) pair (of 12). Every term of
+    train_step_flops carries a factor of 6 or 12, so the division is exact.
+    """
+    return train_step_flops(config, batch_size, input_length, target_length).total // 3

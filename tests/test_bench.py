@@ -16,7 +16,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(
 import bench  # noqa: E402
 import bench_peer  # noqa: E402
 from flan_jax import flops, trainer  # noqa: E402
-from flan_jax.models import t5  # noqa: E402
+from flan_jax.models import decoding, t5  # noqa: E402
 
 RESULT_FIELDS = {
     "benchmark": str, "tokens_per_s": float, "step_s_median": float, "mfu": float,
@@ -95,6 +95,27 @@ def test_flop_formula_agrees_with_xla_cost_analysis(name):
     # XLA also counts elementwise work (softmax, GELU, norms): a little above the formula;
     # proportionally more in the tiny model, whose matmuls are tiny.
     tolerance = 0.01 if name == "bench-cpu" else 0.10
+    assert formula <= xla <= formula * (1 + tolerance), (formula, xla)
+
+
+@pytest.mark.parametrize("name", ["bench-cpu", "smoke"])
+def test_forward_flop_formula_agrees_with_xla_cost_analysis_of_scoring(name):
+    # bench_decode.py states scoring in model GFLOP/s: one decoding.score call is one forward
+    # pass over the rows, a third of a training step's model FLOPs.
+    config = bench.BenchConfig() if name == "bench-cpu" else bench.smoke_config()
+    model = t5.Transformer(config.model)
+    tokens = jnp.ones((1, 8), jnp.int32)
+    params = nn.unbox(jax.eval_shape(functools.partial(
+        model.init, encoder_input_tokens=tokens, decoder_input_tokens=tokens,
+        decoder_target_tokens=tokens, enable_dropout=False), jax.random.PRNGKey(0))["params"])
+    rows, lin, lout = config.batch_size, config.input_length, config.target_length
+    batch = {"encoder_input_tokens": jax.ShapeDtypeStruct((rows, lin), jnp.int32),
+             "decoder_input_tokens": jax.ShapeDtypeStruct((rows, lout), jnp.int32),
+             "decoder_target_tokens": jax.ShapeDtypeStruct((rows, lout), jnp.int32)}
+    cost = jax.jit(functools.partial(decoding.score, model)).lower(params, batch).cost_analysis()
+    xla = float((cost[0] if isinstance(cost, (list, tuple)) else cost)["flops"])
+    formula = flops.forward_flops(config.model, rows, lin, lout)
+    tolerance = 0.01 if name == "bench-cpu" else 0.15
     assert formula <= xla <= formula * (1 + tolerance), (formula, xla)
 
 

@@ -26,6 +26,28 @@ def test_decode_benchmark_creates_only_the_devices_it_times():
     assert report["shapes"]["devices"] == 2
     assert set(report["jax"]) == {"greedy", "beam2", "score", "rank"}
     assert all(run["seconds_median"] > 0 for run in report["jax"].values())
+    # Scoring in FLOP terms: one forward pass of the bench-cpu model over 4 x (8 + 2) tokens.
+    from flan_jax import flops
+    gflop = flops.forward_flops(bench_decode.bench_cpu_model(), 4, 8, 2) / 1e9
+    scoring = report["scoring"]
+    assert scoring["model_gflop_per_call"] == round(gflop, 3)
+    assert scoring["jax_gflop_s"] == pytest.approx(
+        gflop / report["jax"]["score"]["seconds_median"], rel=0.01)
+    assert "hf_gflop_s" not in scoring and "peak_gflop_s" not in scoring  # --no-hf, no peak
+
+
+def test_scoring_rates_name_what_twice_hf_would_need():
+    args = bench_decode.parse_args(["--batch", "16", "--input-length", "256",
+                                    "--decode-length", "64"])
+    timings = {"jax_score": (9.0, 0.25), "hf_score": (1.0, 0.5)}
+    rates = bench_decode.scoring_rates(args, timings, {"jnp_dot": 320.0, "torch_mm": None})
+    # bench-cpu's forward pass: a third of tools/bench.py's 212,399,554,560 per train step.
+    assert rates["model_gflop_per_call"] == round(212_399_554_560 / 3 / 1e9, 3)
+    assert rates["jax_gflop_s"] == round(212.399554560 / 3 / 0.25, 1)
+    assert rates["hf_gflop_s"] == round(212.399554560 / 3 / 0.5, 1)
+    # Twice HF's speed: HF's time halved, so twice its FLOP rate.
+    assert rates["twice_hf_needs_gflop_s"] == round(2 * 212.399554560 / 3 / 0.5, 1)
+    assert rates["peak_gflop_s"] == {"jnp_dot": 320.0, "torch_mm": None}
 
 
 def test_a_device_count_below_one_is_refused_with_the_flag_named(capsys):

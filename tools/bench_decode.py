@@ -15,9 +15,16 @@ Times, on the same shapes and in the same run (calls interleaved round-robin):
 Both sides generate exactly --decode-length tokens (flan_jax with an EOS id that never occurs,
 HF with min_new_tokens = max_new_tokens), so they do the same number of steps. Weights are
 random (throughput does not depend on them). Progress goes to stderr; stdout gets one JSON
-line: {"jax": {...}, "hf": {...}, "shapes": {...}, "versions": {...}} with tokens/s
-(generated tokens of the returned sequences, batch * decode_length / seconds) and examples/s
-for scoring.
+line: {"jax": {...}, "hf": {...}, "shapes": {...}, "versions": {...}, "scoring": {...}} with
+tokens/s (generated tokens of the returned sequences, batch * decode_length / seconds) and
+examples/s for scoring.
+
+"scoring" states scoring's speed in FLOP terms, so that a goal can be checked against what the
+machine can do: the model FLOPs of one forward pass over the scored rows (flan_jax/flops.py's
+forward_flops; both sides compute those products), each side's model GFLOP/s, the rate that
+twice HF's speed would need, and, with --measure-peak, the best fp32 rate of a single 2048^2
+product measured in the same process, a jitted jnp.dot (XLA's kernels) and torch.mm (MKL),
+the ceiling that a whole forward pass (products, softmax, norms and all) stays below.
 """
 from __future__ import annotations
 
@@ -48,6 +55,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="fake CPU devices; the batch is split over them ('data' axis)")
     parser.add_argument("--threads", type=int, default=2, help="torch intra-op threads")
     parser.add_argument("--no-hf", action="store_true", help="skip the PyTorch peer")
+    parser.add_argument("--measure-peak", action="store_true",
+                        help="also time a 2048^2 fp32 product in XLA (jnp.dot) and PyTorch "
+                             "(torch.mm), best of 20 each, after the rounds")
     parser.add_argument("--keep-denormals", action="store_true",
                         help="leave PyTorch's denormal floats on (its default); by default they "
                              "are flushed to zero as XLA does on CPU, as in tools/bench_peer.py")
@@ -93,6 +103,34 @@ def bench_cpu_model():
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     import bench
     return bench.bench_cpu_model()
+
+
+def scoring_rates(args: argparse.Namespace, timings: dict[str, tuple[float, float]],
+                  peaks: dict[str, float | None] | None) -> dict[str, Any]:
+    """Scoring in FLOP terms: model GFLOP of one score call, each side's GFLOP/s, the rate 2x
+    HF would need, and the measured single-product peaks (None where not measured)."""
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    from flan_jax import flops
+    gflop = flops.forward_flops(bench_cpu_model(), args.batch, args.input_length,
+                                args.decode_length) / 1e9
+    result: dict[str, Any] = {"model_gflop_per_call": round(gflop, 3)}
+    for side in ("jax", "hf"):
+        if f"{side}_score" in timings:
+            result[f"{side}_gflop_s"] = round(gflop / timings[f"{side}_score"][1], 1)
+    if "hf_gflop_s" in result:
+        result["twice_hf_needs_gflop_s"] = round(2 * gflop / timings["hf_score"][1], 1)
+    if peaks is not None:
+        result["peak_gflop_s"] = {name: None if rate is None else round(rate, 1)
+                                  for name, rate in peaks.items()}
+    return result
+
+
+def measure_peaks() -> dict[str, float | None]:
+    """tools/bench.py's 2048^2 peaks, XLA's and PyTorch's (None without torch)."""
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import bench
+    return {"jnp_dot": bench.measure_peak_gflop_s(),
+            "torch_mm": bench.measure_torch_peak_gflop_s()}
 
 
 def rank_rows(args: argparse.Namespace, inputs):
@@ -244,6 +282,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         except ImportError as error:
             hf_skipped = f"torch/transformers not importable: {error}"
     timings = time_interleaved(runs, args.repeats)
+    scoring = scoring_rates(args, timings, measure_peaks() if args.measure_peak else None)
+    log("scoring: " + ", ".join(f"{k} {v}" for k, v in scoring.items()))
     generated = args.batch * args.decode_length
     result: dict[str, Any] = {
         "shapes": {"batch": args.batch, "input_length": args.input_length,
@@ -253,7 +293,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "versions": versions(hf=not args.no_hf and hf_skipped is None),
         "hf_flush_denormal": not args.keep_denormals,
         "cpu_runtime": runtime.as_dict(),
-        "loadavg": [round(x, 2) for x in os.getloadavg()]}
+        "loadavg": [round(x, 2) for x in os.getloadavg()],
+        "scoring": scoring}
     for name, (first, median) in timings.items():
         side, what = name.split("_", 1)
         rate = ({"examples_per_s": round(args.batch / median, 2)} if what in ("score", "rank")
