@@ -34,6 +34,12 @@ def test_decode_benchmark_creates_only_the_devices_it_times():
     assert scoring["jax_gflop_s"] == pytest.approx(
         gflop / report["jax"]["score"]["seconds_median"], rel=0.01)
     assert "hf_gflop_s" not in scoring and "peak_gflop_s" not in scoring  # --no-hf, no peak
+    # Greedy's one-token run is timed in the same rounds and reported apart.
+    steps = report["greedy_steps"]
+    assert set(steps) == {"jax"} and 0 < steps["jax"]["first_token_s"]
+    assert steps["jax"]["next_token_ms"] == pytest.approx(
+        1e3 * (report["jax"]["greedy"]["seconds_median"] - steps["jax"]["first_token_s"]),
+        abs=0.2)
 
 
 def test_scoring_rates_name_what_twice_hf_would_need():
@@ -54,3 +60,16 @@ def test_a_device_count_below_one_is_refused_with_the_flag_named(capsys):
     with pytest.raises(SystemExit) as error:
         bench_decode.parse_args(["--devices", "0"])
     assert error.value.code == 2 and "--devices 0: give at least 1" in capsys.readouterr().err
+
+
+def test_greedy_steps_split_the_first_token_from_the_loop():
+    args = bench_decode.parse_args(["--decode-length", "65"])
+    timings = {"jax_greedy": (5.0, 0.5), "jax_greedyfirst": (2.0, 0.18),
+               "hf_greedy": (0.0, 0.82), "hf_greedyfirst": (0.0, 0.18)}
+    steps = bench_decode.greedy_steps(args, timings)
+    assert steps["jax"] == {"first_token_s": 0.18, "next_token_ms": 5.0}  # 0.32 s / 64
+    assert steps["hf"] == {"first_token_s": 0.18, "next_token_ms": 10.0}
+    # Twice HF's speed: 0.41 s in all, of which flan_jax's first token takes 0.18.
+    assert steps["twice_hf_needs_next_token_ms"] == pytest.approx(1e3 * 0.23 / 64, abs=1e-3)
+    assert bench_decode.greedy_steps(bench_decode.parse_args(["--decode-length", "1"]),
+                                     timings) == {}

@@ -15,8 +15,8 @@ Times, on the same shapes and in the same run (calls interleaved round-robin):
 Both sides generate exactly --decode-length tokens (flan_jax with an EOS id that never occurs,
 HF with min_new_tokens = max_new_tokens), so they do the same number of steps. Weights are
 random (throughput does not depend on them). Progress goes to stderr; stdout gets one JSON
-line: {"jax": {...}, "hf": {...}, "shapes": {...}, "versions": {...}, "scoring": {...}} with
-tokens/s (generated tokens of the returned sequences, batch * decode_length / seconds) and
+line: {"jax": {...}, "hf": {...}, "shapes": {...}, "versions": {...}, "scoring": {...},
+"greedy_steps": {...}} with tokens/s (generated tokens of the returned sequences, batch * decode_length / seconds) and
 examples/s for scoring.
 
 "scoring" states scoring's speed in FLOP terms, so that a goal can be checked against what the
@@ -25,6 +25,12 @@ forward_flops; both sides compute those products), each side's model GFLOP/s, th
 twice HF's speed would need, and, with --measure-peak, the best fp32 rate of a single 2048^2
 product measured in the same process, a jitted jnp.dot (XLA's kernels) and torch.mm (MKL),
 the ceiling that a whole forward pass (products, softmax, norms and all) stays below.
+
+"greedy_steps" splits greedy generation into its fixed part and its loop: each side also
+generates a single token in the same rounds ("first_token_s": the encoder, the cross-attention
+keys and values, one step), and (greedy - first) / (decode_length - 1) is the time of each
+further token; "twice_hf_needs_next_token_ms" is what flan_jax's loop would have to reach,
+given its own first-token time, for greedy at twice HF's speed.
 """
 from __future__ import annotations
 
@@ -125,6 +131,23 @@ def scoring_rates(args: argparse.Namespace, timings: dict[str, tuple[float, floa
     return result
 
 
+def greedy_steps(args: argparse.Namespace, timings: dict[str, tuple[float, float]]
+                 ) -> dict[str, Any]:
+    """Greedy's fixed part and per-token loop, each side: seconds of a one-token generation,
+    milliseconds per further token, and the loop time 2x HF would need of flan_jax."""
+    result: dict[str, Any] = {}
+    further = args.decode_length - 1
+    for side in ("jax", "hf"):
+        if f"{side}_greedy" in timings and further > 0:
+            first, whole = timings[f"{side}_greedyfirst"][1], timings[f"{side}_greedy"][1]
+            result[side] = {"first_token_s": round(first, 4),
+                            "next_token_ms": round(1e3 * (whole - first) / further, 3)}
+    if "jax" in result and "hf" in result:
+        budget = timings["hf_greedy"][1] / 2 - timings["jax_greedyfirst"][1]
+        result["twice_hf_needs_next_token_ms"] = round(1e3 * budget / further, 3)
+    return result
+
+
 def measure_peaks() -> dict[str, float | None]:
     """tools/bench.py's 2048^2 peaks, XLA's and PyTorch's (None without torch)."""
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -178,6 +201,7 @@ def jax_runs(args: argparse.Namespace, inputs, targets) -> dict[str, Callable[[]
     runs = {}
     for name, config in (
             ("greedy", decoding.DecodingConfig("greedy", args.decode_length)),
+            ("greedyfirst", decoding.DecodingConfig("greedy", 1)),
             (f"beam{args.num_beams}", decoding.DecodingConfig(
                 "beam", args.decode_length, num_beams=args.num_beams))):
         # eos_id -1 never occurs: every run decodes all decode_length steps, as HF below.
@@ -220,13 +244,13 @@ def hf_runs(args: argparse.Namespace, inputs, targets) -> dict[str, Callable[[],
     attention_mask = torch.ones_like(input_ids)
     labels = torch.from_numpy(targets.astype("int64"))
 
-    def generate(beams: int):
+    def generate(beams: int, length: int = args.decode_length):
         def run():
             with torch.no_grad():
                 return model.generate(
                     input_ids=input_ids, attention_mask=attention_mask, do_sample=False,
-                    num_beams=beams, max_new_tokens=args.decode_length,
-                    min_new_tokens=args.decode_length, use_cache=True)
+                    num_beams=beams, max_new_tokens=length, min_new_tokens=length,
+                    use_cache=True)
         return run
 
     def score():
@@ -246,7 +270,8 @@ def hf_runs(args: argparse.Namespace, inputs, targets) -> dict[str, Callable[[],
             log_probs = torch.log_softmax(logits.float(), dim=-1)
             return log_probs.gather(-1, rank_labels[..., None])[..., 0].sum(-1)
 
-    return {"hf_greedy": generate(1), f"hf_beam{args.num_beams}": generate(args.num_beams),
+    return {"hf_greedy": generate(1), "hf_greedyfirst": generate(1, 1),
+            f"hf_beam{args.num_beams}": generate(args.num_beams),
             "hf_score": score, "hf_rank": rank}
 
 
@@ -284,6 +309,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     timings = time_interleaved(runs, args.repeats)
     scoring = scoring_rates(args, timings, measure_peaks() if args.measure_peak else None)
     log("scoring: " + ", ".join(f"{k} {v}" for k, v in scoring.items()))
+    greedy = greedy_steps(args, timings)
+    log("greedy: " + ", ".join(f"{k} {v}" for k, v in greedy.items()))
     generated = args.batch * args.decode_length
     result: dict[str, Any] = {
         "shapes": {"batch": args.batch, "input_length": args.input_length,
@@ -294,9 +321,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "hf_flush_denormal": not args.keep_denormals,
         "cpu_runtime": runtime.as_dict(),
         "loadavg": [round(x, 2) for x in os.getloadavg()],
-        "scoring": scoring}
+        "scoring": scoring, "greedy_steps": greedy}
     for name, (first, median) in timings.items():
         side, what = name.split("_", 1)
+        if what == "greedyfirst":  # reported in "greedy_steps"
+            continue
         rate = ({"examples_per_s": round(args.batch / median, 2)} if what in ("score", "rank")
                 else {"tokens_per_s": round(generated / median, 1)})
         result.setdefault(side, {})[what] = rate | {"seconds_median": round(median, 4),
