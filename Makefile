@@ -57,9 +57,12 @@ bench-decode: install
 	$(PY) tools/bench_decode.py --measure-peak
 
 # Every dot of the bench-cpu step timed alone in XLA and in PyTorch (MKL), rewrites of the slow
-# ones, and the Adafactor update against optax's (tools/bench_matmul.py).
+# ones, the same for bench-decode's scoring call and greedy generation, and the Adafactor
+# update against optax's (tools/bench_matmul.py).
 bench-matmul: install
 	$(PY) tools/bench_matmul.py --variants
+	$(PY) tools/bench_matmul.py --program score
+	$(PY) tools/bench_matmul.py --program greedy
 	$(PY) tools/bench_matmul.py --optimizer --repeats 15
 
 # The training input pipeline (mini-FLAN templating, 32k SentencePiece tokenization, packing)

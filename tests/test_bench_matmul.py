@@ -31,6 +31,38 @@ def test_dots_of_hlo_lists_each_dot_with_operand_shapes_and_dimension_numbers():
     assert attention.flops == 2 * 2 * 3 * 5 * 7 * 4
 
 
+def test_dots_of_hlo_reads_operands_that_come_out_of_a_loop_state():
+    # In a while body the dot's operands are get-tuple-elements of the loop state (greedy
+    # decoding's cached keys): their shapes must be read too.
+    def loop(q, keys):
+        return jax.lax.fori_loop(0, 3, lambda i, q: jnp.einsum("bd,btd->bt", q, keys) @ keys[0],
+                                 q)
+
+    args = (jnp.ones((2, 4)), jnp.ones((2, 5, 4)))
+    found = bench_matmul.dots_of_hlo(jax.jit(loop).lower(*args).compile().as_text())
+    # (XLA may give q a trailing axis of 1: [2, 4, 1].)
+    assert any(d.rhs == (2, 5, 4) and d.dims[1] == ((0,), (0,)) for d, _ in found), found
+
+
+@pytest.mark.parametrize("program, expected", [
+    ("score", ["97 in one scoring call", "1x fwd Transformer/decoder/logits_dense",
+               "[1024, 256]x[256, 32128]", "sum over the dots of one scoring call: xla"]),
+    ("greedy", ["in one greedy generation", "1x fwd while/body/decoder/logits_dense",
+                "[16, 256]x[256, 32128]", "sum over the loop dots, per token: xla"]),
+])
+def test_decoding_programs_dots_are_listed_and_timed(program, expected):
+    # bench-cpu's scoring call has 97 dots: per encoder layer (4) q, k, v, out, wi_0, wi_1, wo
+    # and 2 attention products; per decoder layer (4) self and cross q, k, v, out, the 3 MLP
+    # products and 4 attention products; and the output layer: 4 x 9 + 4 x 15 + 1.
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    result = subprocess.run([sys.executable, "tools/bench_matmul.py", "--program", program,
+                             "--no-torch", "--repeats", "1", "--top", "20"], cwd=repo,
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    for text in expected:
+        assert text in result.stdout, (text, result.stdout[-3000:])
+
+
 @pytest.mark.parametrize("lhs, rhs, dims", [
     ((6, 4), (4, 5), (((1,), (0,)), ((), ()))),
     ((6, 4), (5, 4), (((1,), (1,)), ((), ()))),

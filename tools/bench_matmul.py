@@ -1,6 +1,7 @@
 """Per-matmul accounting of the bench-cpu train step: XLA:CPU against PyTorch (MKL).
 
     python tools/bench_matmul.py [--devices 1] [--repeats 7] [--no-torch] [--top 40]
+                                 [--program train|score|greedy]
 
 Compiles the real bench-cpu step (tools/bench.py's BenchConfig, the step flan_jax.train runs),
 lists every dot of the optimised HLO (inside fusions too) with its operand shapes, layouts,
@@ -19,6 +20,13 @@ the time XLA loses, then the load average. A lone dot does not see the step's fu
 (YNNPACK fuses the softmax into the attention logits' dot, for example); the profile of the
 whole step (tools/bench.py --profile-dir) shows those.
 
+--program score and --program greedy do the same for the programs tools/bench_decode.py times
+on the bench-cpu model: one scoring call (flan_jax.models.decoding.score, 16 rows of 256 input
+and 64 target ids), one greedy generation (decoding.generate, 16 x 256 input ids, 64 new
+tokens). In greedy's, dots under "while/body" (in "where") run once per
+generated token; XLA may compile the first step outside the loop, so a dot can appear both
+there and in the loop. The sums at the end are split: the loop's dots per token, the rest once.
+
 --variants also times rewrites of the named shapes that XLA:CPU might run faster (the same
 product through other operand layouts, or the vocabulary projection in chunks), each against
 the original, to decide the model's layout (see README "Benchmarks").
@@ -33,6 +41,7 @@ from __future__ import annotations
 import argparse
 import collections
 import dataclasses
+import functools
 import os
 import re
 import sys
@@ -40,6 +49,7 @@ import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+import flax.linen as nn  # noqa: E402
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
@@ -51,7 +61,7 @@ import bench  # noqa: E402
 import bench_peer  # noqa: E402
 from flan_jax import cpu_runtime, partitioning  # noqa: E402
 
-_INSTRUCTION = re.compile(r"^\s*(?:ROOT )?%(\S+) = (\w+)\[([\d,]*)\](?:\{([\d,]*)\})? (\w+)\(")
+_INSTRUCTION = re.compile(r"^\s*(?:ROOT )?%(\S+) = (\w+)\[([\d,]*)\](?:\{([\d,]*)\})? ([\w-]+)\(")
 _OPERANDS = re.compile(r"dot\(%(\S+), %(\S+)\)")
 _DIMS = re.compile(r"(lhs_batch_dims|lhs_contracting_dims|rhs_batch_dims|"
                    r"rhs_contracting_dims)=\{([\d,]*)\}")
@@ -123,6 +133,30 @@ def _role(op_name: str) -> str:
     path = re.sub(r"Transformer\.(encode|decode)/", "", path).replace(")", "")
     path = re.sub(r"layers_\d+", "layers_*", path)
     return f"{kind} {path.rsplit('/', 1)[0]}"
+
+
+def decoding_hlo(program: str, devices: int) -> str:
+    """The optimised HLO of one scoring call or one greedy generation on bench-cpu, with
+    tools/bench_decode.py's shapes (16 rows x 256 input ids; 64 target or new tokens)."""
+    from flan_jax.models import decoding, t5
+    model = t5.Transformer(bench.bench_cpu_model())
+    tokens = jnp.ones((1, 4), jnp.int32)
+    params = nn.unbox(jax.eval_shape(
+        lambda key: model.init(key, tokens, tokens, tokens, enable_dropout=False),
+        jax.random.key(0)))["params"]
+    inputs = jax.ShapeDtypeStruct((16, 256), jnp.int32)
+    if program == "score":
+        targets = jax.ShapeDtypeStruct((16, 64), jnp.int32)
+        fn = jax.jit(functools.partial(decoding.score, model))
+        args = (params, {"encoder_input_tokens": inputs, "decoder_input_tokens": targets,
+                         "decoder_target_tokens": targets})
+    else:
+        fn = jax.jit(functools.partial(
+            decoding.generate, model, config=decoding.DecodingConfig("greedy", 64), eos_id=-1))
+        args = (params, inputs)
+    mesh = partitioning.create_mesh(1, jax.devices()[:devices])
+    with partitioning.sharding_context(mesh, partitioning.logical_axis_rules()):
+        return fn.lower(*args).compile().as_text()
 
 
 def step_hlo(devices: int) -> str:
@@ -312,6 +346,9 @@ def main(argv=None) -> None:
     parser.add_argument("--variants", action="store_true",
                         help="also time rewrites of the slow dots (see the docstring)")
     parser.add_argument("--top", type=int, default=40, help="rows to print")
+    parser.add_argument("--program", choices=("train", "score", "greedy"), default="train",
+                        help="whose dots: the train step's, one scoring call's or one greedy "
+                             "generation's")
     parser.add_argument("--optimizer", action="store_true",
                         help="only time the Adafactor update against optax's (see above)")
     args = parser.parse_args(argv)
@@ -330,7 +367,9 @@ def main(argv=None) -> None:
 
     load_before = os.getloadavg()
     groups: dict[Dot, list[str]] = collections.defaultdict(list)
-    for dot, op_name in dots_of_hlo(step_hlo(args.devices)):
+    hlo = (step_hlo(args.devices) if args.program == "train"
+           else decoding_hlo(args.program, args.devices))
+    for dot, op_name in dots_of_hlo(hlo):
         groups[dot].append(_role(op_name))
     rows = []
     for dot, roles in groups.items():
@@ -339,7 +378,10 @@ def main(argv=None) -> None:
     total_xla = sum(len(r) * b["xla"] for _, r, b in rows)
     total_torch = sum(len(r) * b.get("torch", 0.0) for _, r, b in rows)
     rows.sort(key=lambda row: -len(row[1]) * (row[2]["xla"] - row[2].get("torch", 0.0)))
-    print(f"{len(groups)} distinct dots, {sum(len(r) for _, r, _ in rows)} in the step "
+    where = {"train": "the step", "score": "one scoring call",
+             "greedy": "one greedy generation (those under while/body: once per token)"
+             }[args.program]
+    print(f"{len(groups)} distinct dots, {sum(len(r) for _, r, _ in rows)} in {where} "
           f"({args.devices} device(s)); best of {args.repeats}, xla and torch interleaved")
     print(f"{'count':>5} {'GFLOP':>6} {'xla ms':>7} {'GF/s':>5} {'torch ms':>8} {'GF/s':>5} "
           f"{'x/t':>5} {'step ms':>7}  dot / where")
@@ -352,7 +394,16 @@ def main(argv=None) -> None:
               f"{list(dot.lhs_layout)},{list(dot.rhs_layout)}")
         for role, n in collections.Counter(roles).most_common(3):
             print(f"{'':51s}{n:3d}x {role}")
-    print(f"sum over the step's dots: xla {total_xla:.3f} s, torch {total_torch:.3f} s")
+    if args.program != "greedy":
+        print(f"sum over the dots of {where}: xla {total_xla:.3f} s, torch {total_torch:.3f} s")
+    else:
+        for title, in_loop in (("loop dots, per token", True), ("other dots, once", False)):
+            xla_s = torch_s = 0.0
+            for _, roles, best in rows:
+                count = sum(("while/body" in role) == in_loop for role in roles)
+                xla_s += count * best["xla"]
+                torch_s += count * best.get("torch", 0.0)
+            print(f"sum over the {title}: xla {xla_s * 1e3:.2f} ms, torch {torch_s * 1e3:.2f} ms")
     if args.variants:
         for title, best, gflop in variants(timer):
             print(f"\n{title} ({gflop:.2f} GFLOP), best of {args.repeats}:")
