@@ -115,7 +115,6 @@ def scoring_rates(args: argparse.Namespace, timings: dict[str, tuple[float, floa
                   peaks: dict[str, float | None] | None) -> dict[str, Any]:
     """Scoring in FLOP terms: model GFLOP of one score call, each side's GFLOP/s, the rate 2x
     HF would need, and the measured single-product peaks (None where not measured)."""
-    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     from flan_jax import flops
     gflop = flops.forward_flops(bench_cpu_model(), args.batch, args.input_length,
                                 args.decode_length) / 1e9
