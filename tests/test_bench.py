@@ -78,15 +78,21 @@ def test_flop_formula_matches_design_for_bench_cpu():
     assert total == 212_399_554_560
 
 
-@pytest.mark.parametrize("name", ["bench-cpu", "smoke"])
-def test_flop_formula_agrees_with_xla_cost_analysis(name):
-    # Lowering only (no compilation, abstract arrays), so bench-cpu itself is cheap to check.
+def abstract_model(name: str):
+    """(BenchConfig, model, abstract params) of bench-cpu or the smoke config: lowering only
+    (no compilation, abstract arrays), so bench-cpu itself is cheap to check."""
     config = bench.BenchConfig() if name == "bench-cpu" else bench.smoke_config()
     model = t5.Transformer(config.model)
     tokens = jnp.ones((1, 8), jnp.int32)
     params = nn.unbox(jax.eval_shape(functools.partial(
         model.init, encoder_input_tokens=tokens, decoder_input_tokens=tokens,
         decoder_target_tokens=tokens, enable_dropout=False), jax.random.PRNGKey(0))["params"])
+    return config, model, params
+
+
+@pytest.mark.parametrize("name", ["bench-cpu", "smoke"])
+def test_flop_formula_agrees_with_xla_cost_analysis(name):
+    config, model, params = abstract_model(name)
     batch = {k: jax.ShapeDtypeStruct(v.shape, jnp.int32)
              for k, v in bench.random_batch(config).items()}
     xla = bench.xla_forward_backward_flops(model, params, batch, trainer.LossConfig())
@@ -102,12 +108,7 @@ def test_flop_formula_agrees_with_xla_cost_analysis(name):
 def test_forward_flop_formula_agrees_with_xla_cost_analysis_of_scoring(name):
     # bench_decode.py states scoring in model GFLOP/s: one decoding.score call is one forward
     # pass over the rows, a third of a training step's model FLOPs.
-    config = bench.BenchConfig() if name == "bench-cpu" else bench.smoke_config()
-    model = t5.Transformer(config.model)
-    tokens = jnp.ones((1, 8), jnp.int32)
-    params = nn.unbox(jax.eval_shape(functools.partial(
-        model.init, encoder_input_tokens=tokens, decoder_input_tokens=tokens,
-        decoder_target_tokens=tokens, enable_dropout=False), jax.random.PRNGKey(0))["params"])
+    config, model, params = abstract_model(name)
     rows, lin, lout = config.batch_size, config.input_length, config.target_length
     batch = {"encoder_input_tokens": jax.ShapeDtypeStruct((rows, lin), jnp.int32),
              "decoder_input_tokens": jax.ShapeDtypeStruct((rows, lout), jnp.int32),
