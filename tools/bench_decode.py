@@ -16,8 +16,8 @@ Both sides generate exactly --decode-length tokens (flan_jax with an EOS id that
 HF with min_new_tokens = max_new_tokens), so they do the same number of steps. Weights are
 random (throughput does not depend on them). Progress goes to stderr; stdout gets one JSON
 line: {"jax": {...}, "hf": {...}, "shapes": {...}, "versions": {...}, "scoring": {...},
-"greedy_steps": {...}} with tokens/s (generated tokens of the returned sequences, batch * decode_length / seconds) and
-examples/s for scoring.
+"greedy_steps": {...}} with tokens/s (generated tokens of the returned sequences, batch *
+decode_length / seconds) and examples/s for scoring.
 
 "scoring" states scoring's speed in FLOP terms, so that a goal can be checked against what the
 machine can do: the model FLOPs of one forward pass over the scored rows (flan_jax/flops.py's

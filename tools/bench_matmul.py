@@ -21,11 +21,11 @@ the time XLA loses, then the load average. A lone dot does not see the step's fu
 whole step (tools/bench.py --profile-dir) shows those.
 
 --program score and --program greedy do the same for the programs tools/bench_decode.py times
-on the bench-cpu model: one scoring call (flan_jax.models.decoding.score, 16 rows of 256 input
-and 64 target ids), one greedy generation (decoding.generate, 16 x 256 input ids, 64 new
-tokens). In greedy's, dots under "while/body" (in "where") run once per
-generated token; XLA may compile the first step outside the loop, so a dot can appear both
-there and in the loop. The sums at the end are split: the loop's dots per token, the rest once.
+on the bench-cpu model, with its default shapes: one scoring call (flan_jax.models.decoding.
+score, 16 rows of 256 input and 64 target ids), one greedy generation (decoding.generate,
+16 x 256 input ids, 64 new tokens). In greedy's, the dots under "while/body" (in "where") run
+once per generated token; XLA may compile the first step outside the loop, so a dot can appear
+both there and in the loop. Its sums are split: the loop's dots per token, the rest once.
 
 --variants also times rewrites of the named shapes that XLA:CPU might run faster (the same
 product through other operand layouts, or the vocabulary projection in chunks), each against
@@ -58,6 +58,7 @@ import numpy as np  # noqa: E402
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import bench  # noqa: E402
+import bench_decode  # noqa: E402
 import bench_peer  # noqa: E402
 from flan_jax import cpu_runtime, partitioning  # noqa: E402
 
@@ -137,22 +138,23 @@ def _role(op_name: str) -> str:
 
 def decoding_hlo(program: str, devices: int) -> str:
     """The optimised HLO of one scoring call or one greedy generation on bench-cpu, with
-    tools/bench_decode.py's shapes (16 rows x 256 input ids; 64 target or new tokens)."""
+    tools/bench_decode.py's default shapes (16 rows x 256 input ids; 64 target or new tokens)."""
     from flan_jax.models import decoding, t5
+    shapes = bench_decode.parse_args([])
     model = t5.Transformer(bench.bench_cpu_model())
     tokens = jnp.ones((1, 4), jnp.int32)
     params = nn.unbox(jax.eval_shape(
         lambda key: model.init(key, tokens, tokens, tokens, enable_dropout=False),
         jax.random.key(0)))["params"]
-    inputs = jax.ShapeDtypeStruct((16, 256), jnp.int32)
+    inputs = jax.ShapeDtypeStruct((shapes.batch, shapes.input_length), jnp.int32)
     if program == "score":
-        targets = jax.ShapeDtypeStruct((16, 64), jnp.int32)
+        targets = jax.ShapeDtypeStruct((shapes.batch, shapes.decode_length), jnp.int32)
         fn = jax.jit(functools.partial(decoding.score, model))
         args = (params, {"encoder_input_tokens": inputs, "decoder_input_tokens": targets,
                          "decoder_target_tokens": targets})
     else:
-        fn = jax.jit(functools.partial(
-            decoding.generate, model, config=decoding.DecodingConfig("greedy", 64), eos_id=-1))
+        config = decoding.DecodingConfig("greedy", shapes.decode_length)
+        fn = jax.jit(functools.partial(decoding.generate, model, config=config, eos_id=-1))
         args = (params, inputs)
     mesh = partitioning.create_mesh(1, jax.devices()[:devices])
     with partitioning.sharding_context(mesh, partitioning.logical_axis_rules()):
@@ -375,8 +377,6 @@ def main(argv=None) -> None:
     for dot, roles in groups.items():
         best = timer.dot(dot)
         rows.append((dot, roles, best))
-    total_xla = sum(len(r) * b["xla"] for _, r, b in rows)
-    total_torch = sum(len(r) * b.get("torch", 0.0) for _, r, b in rows)
     rows.sort(key=lambda row: -len(row[1]) * (row[2]["xla"] - row[2].get("torch", 0.0)))
     where = {"train": "the step", "score": "one scoring call",
              "greedy": "one greedy generation (those under while/body: once per token)"
@@ -395,6 +395,8 @@ def main(argv=None) -> None:
         for role, n in collections.Counter(roles).most_common(3):
             print(f"{'':51s}{n:3d}x {role}")
     if args.program != "greedy":
+        total_xla = sum(len(r) * b["xla"] for _, r, b in rows)
+        total_torch = sum(len(r) * b.get("torch", 0.0) for _, r, b in rows)
         print(f"sum over the dots of {where}: xla {total_xla:.3f} s, torch {total_torch:.3f} s")
     else:
         for title, in_loop in (("loop dots, per token", True), ("other dots, once", False)):
